@@ -1,0 +1,238 @@
+"""Configuration: one TOML file, every key overridable from the environment.
+
+``SCREENPOP_AMI__HOST=pbx1`` overrides ``[ami] host``.  Secrets never live in
+the file: they come from the environment (``SCREENPOP_AMI__SECRET``) or from a
+file named by ``secret_file``.  Mistakes (unknown keys, wrong types, a secret
+written into the file) raise :class:`ConfigError` with the key at fault, so an
+operator sees the problem at start-up rather than a traceback later.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from telephony.agents import DEFAULT_AGENT_PATTERNS
+
+ENV_PREFIX = "SCREENPOP_"
+SECRET_KEYS = {"secret", "password", "token", "tokens"}
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message names the key and the fix."""
+
+
+
+
+@dataclass(slots=True)
+class AmiSettings:
+    host: str = "127.0.0.1"
+    port: int = 5038
+    username: str = "screenpop"
+    secret: str = ""
+    secret_file: str = ""
+    ping_interval: float = 10.0
+    ping_timeout: float = 5.0
+    reconnect_min: float = 0.5
+    reconnect_max: float = 30.0
+    connect_timeout: float = 5.0
+
+
+@dataclass(slots=True)
+class AgentSettings:
+    """How a channel or queue-member interface names its agent."""
+
+    patterns: list[str] = field(default_factory=lambda: list(DEFAULT_AGENT_PATTERNS))
+
+
+@dataclass(slots=True)
+class LookupSettings:
+    default_region: str = "ES"
+    deadline_ms: int = 150
+
+
+@dataclass(slots=True)
+class SourceSettings:
+    name: str = ""
+    kind: str = "sql"  # sql | http
+    dsn: str = ""
+    url: str = ""
+    phones_query: str = ""
+    record_query: str = ""
+    fields: list[str] = field(default_factory=list)
+    deadline_ms: int = 0  # 0: the [lookup] deadline
+    token: str = ""
+    token_file: str = ""
+
+
+@dataclass(slots=True)
+class StorageSettings:
+    dsn: str = "sqlite+aiosqlite:///var/screenpop.sqlite3"
+
+
+@dataclass(slots=True)
+class BusSettings:
+    redis_url: str = ""  # empty: the in-process bus
+
+
+@dataclass(slots=True)
+class WebSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+@dataclass(slots=True)
+class Settings:
+    ami: AmiSettings = field(default_factory=AmiSettings)
+    agents: AgentSettings = field(default_factory=AgentSettings)
+    lookup: LookupSettings = field(default_factory=LookupSettings)
+    sources: list[SourceSettings] = field(default_factory=list)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    bus: BusSettings = field(default_factory=BusSettings)
+    web: WebSettings = field(default_factory=WebSettings)
+
+
+def load_settings(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read ``path`` (optional), apply environment overrides, check everything."""
+    env = os.environ if env is None else env
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        _refuse_secrets_in_file(raw, str(path))
+    _apply_env(raw, env)
+    settings = _build(Settings, raw, "")
+    for section in (settings.ami, *settings.sources):
+        _read_secret_file(section)
+    _check(settings)
+    return settings
+
+
+def _refuse_secrets_in_file(raw: dict, path: str, where: str = "") -> None:
+    for key, value in raw.items():
+        name = f"{where}{key}"
+        if isinstance(value, dict):
+            _refuse_secrets_in_file(value, path, name + ".")
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            for i, item in enumerate(value):
+                _refuse_secrets_in_file(item, path, f"{name}[{i}].")
+        elif key in SECRET_KEYS and value:
+            env_name = ENV_PREFIX + name.replace(".", "__").upper()
+            raise ConfigError(
+                f"{path}: {name} is a secret and must not be written in the file; "
+                f"set {env_name} in the environment or {key}_file to a file holding it"
+            )
+
+
+def _apply_env(raw: dict, env: Mapping[str, str]) -> None:
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
+        if section == "sources":
+            # SCREENPOP_SOURCES__BILLING__TOKEN=...: a key of the source named "billing"
+            source_name, _, key = key.partition("__")
+            sources = raw.setdefault("sources", [])
+            match = [s for s in sources if s.get("name") == source_name]
+            if not match:
+                raise ConfigError(f"{name}: there is no [[sources]] entry named {source_name!r}")
+            match[0][key] = value
+        else:
+            raw.setdefault(section, {})[key] = value
+
+
+def _build(cls: type, raw: Any, where: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where or 'config'} must be a table, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise ConfigError(f"unknown key(s) in [{where or 'top level'}]: {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+    values = {}
+    for key, value in raw.items():
+        values[key] = _coerce(hints[key], value, f"{where}.{key}" if where else key)
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise ConfigError(f"{where} must be a list")
+        return [_coerce(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin in (typing.Union, types.UnionType):
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    try:
+        if hint is bool:
+            if isinstance(value, str):
+                if value.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if value.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if hint in (int, float):
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return hint(value)
+        if hint is str:
+            if not isinstance(value, (str, int, float)):
+                raise ValueError(value)
+            return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where} must be {hint.__name__}, got {value!r}") from None
+    return value
+
+
+def _read_secret_file(section: Any) -> None:
+    for key in ("secret", "token"):
+        path = getattr(section, f"{key}_file", "")
+        if path and not getattr(section, key):
+            try:
+                setattr(section, key, Path(path).read_text(encoding="utf-8").strip())
+            except OSError as exc:
+                raise ConfigError(f"cannot read {key}_file {path}: {exc.strerror}") from None
+
+
+def _check(settings: Settings) -> None:
+    import re
+
+    for i, pattern in enumerate(settings.agents.patterns):
+        try:
+            compiled = re.compile(pattern)
+        except re.error as exc:
+            raise ConfigError(f"agents.patterns[{i}] is not a valid regular expression: {exc}") from None
+        if "agent" not in compiled.groupindex:
+            raise ConfigError(f"agents.patterns[{i}] needs a named group (?P<agent>...)")
+    seen = set()
+    for i, source in enumerate(settings.sources):
+        if not source.name:
+            raise ConfigError(f"sources[{i}] needs a name")
+        if source.name in seen:
+            raise ConfigError(f"two sources are named {source.name!r}")
+        seen.add(source.name)
+        if source.kind not in ("sql", "http"):
+            raise ConfigError(f"sources[{i}] ({source.name}): kind must be 'sql' or 'http', got {source.kind!r}")
+        if source.kind == "sql" and not (source.dsn and source.phones_query and source.record_query):
+            raise ConfigError(f"sources[{i}] ({source.name}): a sql source needs dsn, phones_query and record_query")
+        if source.kind == "http" and not source.url:
+            raise ConfigError(f"sources[{i}] ({source.name}): an http source needs url")
+    if not 0 < settings.ami.port < 65536 or not 0 <= settings.web.port < 65536:
+        raise ConfigError("ports must be between 1 and 65535")
+    if settings.ami.reconnect_min <= 0 or settings.ami.reconnect_max < settings.ami.reconnect_min:
+        raise ConfigError("ami.reconnect_min must be > 0 and <= ami.reconnect_max")
