@@ -102,6 +102,7 @@ class _Channel:
     role: str | None = None
     agent: str | None = None
     call: _Call | None = None
+    bridge: str | None = None
 
 
 class CallTracker:
@@ -140,6 +141,7 @@ class CallTracker:
             "DialBegin": self._on_dial_begin,
             "DialEnd": self._on_dial_end,
             "AgentConnect": self._on_agent_connect,
+            "BridgeEnter": self._on_bridge_enter,
             "BlindTransfer": self._on_blind_transfer,
             "AttendedTransfer": self._on_attended_transfer,
             "Hangup": self._on_hangup,
@@ -396,6 +398,21 @@ class CallTracker:
         if dest is not None and dest.call is not None and dest.uid in dest.call.rings:
             self._answer(dest.call, dest.uid, ts)
 
+    def _on_bridge_enter(self, event: AmiMessage, ts: float) -> None:
+        # A ringing leg bridged with its caller was answered, whether or not
+        # the DialEnd made it to us.
+        channel = self._channels.get(event.get("Uniqueid", ""))
+        if channel is None or channel.call is None or channel.call.ended:
+            return
+        channel.bridge = event.get("BridgeUniqueid")
+        call = channel.call
+        if not any(self._channels[uid].bridge == channel.bridge for uid in call.customer_legs if uid in self._channels):
+            return
+        for leg in list(call.rings):
+            partner = self._channels.get(leg)
+            if partner is not None and partner.bridge == channel.bridge:
+                self._answer(call, leg, ts)
+
     def _answer(self, call: _Call, leg: str, ts: float) -> None:
         ring = call.rings.pop(leg)
         call.agent, call.touched = ring.agent, ts
@@ -440,6 +457,8 @@ class CallTracker:
             return
         target = self._channel(event, "TransferTarget")
         agent = target.agent or self._agents.agent_of(target.name)
+        if target.role == "agent" and target.call is call and call.agent == agent:
+            return  # a duplicate
         if agent is None:
             number = event.get("TransferTargetConnectedLineNum") or event.get("TransferTargetCallerIDNum") or target.name
             self._emit(CallTransferred(call.call_id, iso_utc(ts), from_agent, to_number=number))
