@@ -1,0 +1,107 @@
+"""The ``screenpop`` command.
+
+Each sub-command is a small function that parses nothing itself: argparse
+does that here, the work lives in the packages.  Errors a user can fix (a
+missing file, a broken config) print one line and exit 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from screenpop.config import ConfigError, Settings, load_settings
+from screenpop.logs import setup_logging
+
+
+class UsageError(Exception):
+    """Something the user can fix; printed as one line."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level)
+    try:
+        return args.func(args) or 0
+    except (UsageError, ConfigError) as exc:
+        print(f"screenpop: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="screenpop", description="Call-center screen pop for Asterisk.")
+    parser.add_argument("--config", help="TOML configuration file (every key overridable by SCREENPOP_SECTION__KEY)")
+    parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    replay = sub.add_parser("replay", help="turn a raw AMI capture into call events, no server needed")
+    replay.add_argument("capture", help="capture file as Asterisk sent it ('-' for standard input)")
+    replay.add_argument("--json", action="store_true", help="one JSON call event per line")
+    replay.set_defaults(func=cmd_replay)
+
+    demo = sub.add_parser("demo", help="run everything on this machine with the built-in PBX simulator")
+    demo.add_argument("--rate", type=float, default=0.5, help="simulated calls per second (default 0.5)")
+    demo.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: run until Ctrl-C)")
+    demo.add_argument("--speed", type=float, default=1.0, help="play calls this many times faster than real time")
+    demo.add_argument("--json", action="store_true", help="print call events as JSON lines instead of a timeline")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def settings_from(args) -> Settings:
+    return load_settings(args.config)
+
+
+# ------------------------------------------------------------------ replay
+
+
+def cmd_replay(args) -> int:
+    from telephony.agents import AgentResolver
+    from telephony.replay import ReplayResult, describe, read_chunks, replay
+
+    settings = settings_from(args)
+    if args.capture == "-":
+        stream = sys.stdin.buffer
+    else:
+        path = Path(args.capture)
+        if not path.is_file():
+            raise UsageError(f"capture {args.capture} does not exist")
+        stream = path.open("rb")
+    result: list[ReplayResult] = []
+    out = sys.stdout
+    try:
+        for event in replay(read_chunks(stream), AgentResolver(settings.agents.patterns), result):
+            out.write(json.dumps(event.to_dict(), ensure_ascii=False) + "\n" if args.json else describe(event) + "\n")
+    except BrokenPipeError:  # `screenpop replay … | head`
+        return 0
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+    (summary,) = result
+    if summary.stats.skipped or summary.stats.invalid_utf8:
+        print(
+            f"screenpop: {summary.stats.skipped} damaged AMI message(s) or line(s) skipped, "
+            f"{summary.stats.invalid_utf8} line(s) with invalid UTF-8",
+            file=sys.stderr,
+        )
+    if not args.json:
+        print(f"-- {summary.stats.messages} AMI messages, {summary.active_calls} call(s) still in progress at the end", file=sys.stderr)
+    return 0
+
+
+# -------------------------------------------------------------------- demo
+
+
+def cmd_demo(args) -> int:
+    from screenpop.demo import run_demo
+
+    return asyncio.run(run_demo(settings_from(args), rate=args.rate, duration=args.duration, speed=args.speed, as_json=args.json))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""The live side of the tracker: the AMI link's queue in, call events out.
+
+The connection puts AMI events and link markers (LinkUp, LinkDown, Snapshot)
+in one ordered queue; this loop hands each to the tracker in that order and
+passes every call event to ``deliver``.  A failing ``deliver`` is logged and
+the next event goes on: one bad consumer must not stop call tracking."""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from typing import Awaitable, Callable
+
+from telephony.events import CallEvent
+from telephony.link import LinkDown, LinkUp, Snapshot
+from telephony.tracker import CallTracker
+
+log = logging.getLogger(__name__)
+
+Deliver = Callable[[CallEvent], Awaitable[None] | None]
+
+
+class CallFeed:
+    def __init__(self, queue: asyncio.Queue, tracker: CallTracker, deliver: Deliver, *, expire_every: float = 60.0):
+        self.queue = queue
+        self.tracker = tracker
+        self.deliver = deliver
+        self.expire_every = expire_every
+        self.events_in = 0
+        self.calls_out = 0
+
+    async def run(self) -> None:
+        last_expire = time.monotonic()
+        while True:
+            try:
+                item = await asyncio.wait_for(self.queue.get(), timeout=self.expire_every)
+            except asyncio.TimeoutError:
+                item = None
+            if time.monotonic() - last_expire >= self.expire_every:
+                self.tracker.expire(time.time())
+                last_expire = time.monotonic()
+            if item is None:
+                continue
+            for event in self._track(item):
+                await self._deliver(event)
+
+    def _track(self, item) -> list[CallEvent]:
+        if isinstance(item, dict):
+            self.events_in += 1
+            return self.tracker.feed(item)
+        if isinstance(item, LinkUp):
+            log.info("ami link up reconnect=%s banner=%r calls_in_progress=%d", item.reconnect, item.banner, self.tracker.active_calls)
+            self.tracker.link_up()
+        elif isinstance(item, Snapshot):
+            events = self.tracker.resync(item)
+            log.info("ami resync channels=%d waiting=%d call_events=%d", len(item.channels), len(item.queue_entries), len(events))
+            return events
+        elif isinstance(item, LinkDown):
+            log.warning("ami link down reason=%s calls_in_progress=%d", item.reason, self.tracker.active_calls)
+        return []
+
+    async def _deliver(self, event: CallEvent) -> None:
+        self.calls_out += 1
+        log.debug("call event type=%s call_id=%s", event.type, event.call_id)
+        try:
+            result = self.deliver(event)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            log.exception("call event delivery failed type=%s call_id=%s", event.type, event.call_id)

@@ -1,0 +1,69 @@
+"""Replay a raw AMI capture through the tracker, no server needed.
+
+The capture is read exactly as Asterisk sent it (banner included); the same
+decoder and tracker as the live link turn it into call events, so a capture
+from a customer's PBX reproduces what screenpop saw there."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+from telephony.agents import AgentResolver
+from telephony.events import CallEvent
+from telephony.protocol import AmiDecoder, DecodeStats
+from telephony.tracker import CallTracker
+
+CHUNK = 64 * 1024
+
+
+@dataclass(slots=True)
+class ReplayResult:
+    stats: DecodeStats
+    banner: str | None
+    active_calls: int  # calls still in progress when the capture ended
+
+
+def replay(chunks: Iterable[bytes], agents: AgentResolver | None = None, result: list[ReplayResult] | None = None) -> Iterator[CallEvent]:
+    """Yield call events as the capture's chunks are decoded.
+
+    ``result``, when given, receives one :class:`ReplayResult` at the end."""
+    decoder = AmiDecoder()
+    tracker = CallTracker(agents)
+    for chunk in chunks:
+        for message in decoder.feed(chunk):
+            yield from tracker.feed(message)
+    decoder.close()
+    if result is not None:
+        result.append(ReplayResult(decoder.stats, decoder.banner, tracker.active_calls))
+
+
+def read_chunks(stream) -> Iterator[bytes]:
+    while chunk := stream.read(CHUNK):
+        yield chunk
+
+
+def describe(event: CallEvent) -> str:
+    """One line of the human timeline."""
+    d = event.to_dict()
+    kind = event.type.removeprefix("call.")
+    caller = d.get("caller_number") or "withheld"
+    if d.get("caller_name"):
+        caller += f' "{d["caller_name"]}"'
+    queue = f" ({d['queue']})" if d.get("queue") else ""
+    if kind == "queued":
+        detail = f"{caller} waits in {d['queue']} at position {d['position']}"
+    elif kind == "ringing":
+        detail = f"rings agent {d['agent']}{queue} for {caller}"
+    elif kind == "missed":
+        detail = f"agent {d['agent']} did not answer"
+    elif kind == "answered":
+        detail = f"agent {d['agent']} answers{queue} after {d['wait_seconds']}s"
+    elif kind == "transferred":
+        target = d.get("to_agent") and f"agent {d['to_agent']}" or d.get("to_queue") and f"queue {d['to_queue']}" or d.get("to_number")
+        detail = f"agent {d['from_agent']} transfers to {target}"
+    elif kind == "abandoned":
+        detail = f"caller hung up after waiting {d['wait_seconds']}s{queue}"
+    else:
+        who = f" with agent {d['agent']}" if d.get("agent") else ""
+        detail = f"{d['reason']}{who}, talked {d['talk_seconds']}s"
+    return f"{event.ts[11:23]}  {event.call_id:<18} {kind:<11} {detail}"
