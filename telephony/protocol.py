@@ -12,6 +12,7 @@ raises and never costs a neighbouring message.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 from dataclasses import dataclass, field
@@ -24,6 +25,14 @@ EOL = b"\r\n"
 # A message ends at an empty line.  Asterisk sends CRLF; bare LF is tolerated.
 _MESSAGE_END = re.compile(rb"\r?\n\r?\n")
 _LINE_SPLIT = re.compile(r"\r?\n")
+_TEXT_END = re.compile(r"\r?\n\r?\n")
+_SEPARATOR, _ONCE = itertools.repeat(": "), itertools.repeat(1)
+
+
+def _split_blocks(text: str) -> list[str]:
+    if "\n\n" not in text and text.count("\n") == text.count("\r\n"):
+        return text.split("\r\n\r\n")  # pure CRLF, as Asterisk sends it
+    return _TEXT_END.split(text)
 
 AmiMessage = dict[str, str]
 """One AMI event or response: header name -> value, in arrival order.
@@ -82,32 +91,44 @@ class AmiDecoder:
         buffer += data
         if self._at_start and not self._take_banner():
             return []
+        # Everything up to the last empty line is complete: decode it in one
+        # go (a message boundary is ASCII, so no character is cut there).
+        end = max(buffer.rfind(b"\n\r\n"), buffer.rfind(b"\n\n"))
+        if end < 0:
+            if len(buffer) > self.max_message_bytes:
+                self._start_discarding()
+            return []
+        end += 3 if buffer[end + 1] == 13 else 2
+        region = bytes(buffer[:end])
+        del buffer[:end]
+        try:
+            blocks = _split_blocks(region.decode("utf-8"))
+        except UnicodeDecodeError:
+            blocks = [self._decode_lines(raw) for raw in _MESSAGE_END.split(region)]
         out: list[AmiMessage] = []
-        start = 0
-        while True:
-            match = _MESSAGE_END.search(buffer, start)
-            if match is None:
-                break
-            block = bytes(buffer[start : match.start()])
-            start = match.end()
+        for block in blocks:
             if self._discarding:
-                self._discarding = False
+                self._discarding = False  # the tail of an oversized message
+                continue
+            if not block:
                 continue
             if len(block) > self.max_message_bytes:
-                self.stats.note("oversized", f"message of {len(block)} bytes")
+                self.stats.note("oversized", f"message of {len(block)} characters")
                 continue
             message = self._parse_block(block)
             if message is not None:
                 out.append(message)
-        del buffer[:start]
         if len(buffer) > self.max_message_bytes:
-            # No end in sight: drop what we hold and skip to the next empty line.
-            if not self._discarding:
-                self.stats.note("oversized", f"message over {self.max_message_bytes} bytes")
-            self._discarding = True
-            # Keep the tail: an end marker may be split across this read and the next.
-            del buffer[:-3]
+            self._start_discarding()
         return out
+
+    def _start_discarding(self) -> None:
+        """No end in sight: drop what we hold and skip to the next empty line."""
+        if not self._discarding:
+            self.stats.note("oversized", f"message over {self.max_message_bytes} bytes")
+        self._discarding = True
+        # Keep the tail: an end marker may be split across this read and the next.
+        del self._buffer[:-3]
 
     def close(self) -> list[AmiMessage]:
         """End of stream: a partial message left over is counted, not parsed."""
@@ -142,17 +163,13 @@ class AmiDecoder:
         self._at_start = False
         return True
 
-    def _parse_block(self, block: bytes) -> AmiMessage | None:
-        try:
-            text = block.decode("utf-8")
-        except UnicodeDecodeError:
-            text = self._decode_lines(block)
+    def _parse_block(self, text: str) -> AmiMessage | None:
         if len(text) <= self.max_line_bytes and "\r\n" in text and "\n\n" not in text:
             # Fast path for the well-formed CRLF block Asterisk sends: one C-level
             # split per line.  Anything unusual falls through to the careful path.
             lines = text.split("\r\n")
             try:
-                message = dict(line.split(": ", 1) for line in lines)
+                message = dict(map(str.split, lines, _SEPARATOR, _ONCE))
             except ValueError:
                 pass
             else:
