@@ -67,3 +67,17 @@ def test_broken_config_names_the_problem(tmp_path, text, message):
 def test_missing_file():
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings("/nonexistent.toml", env={})
+
+
+def test_shipped_configs_load():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "config"
+    demo = load_settings(root / "demo.toml", env={})
+    assert demo.bus.redis_url == "" and demo.storage.dsn.startswith("sqlite")
+    production = load_settings(
+        root / "production.example.toml",
+        env={"SCREENPOP_AMI__SECRET": "x", "SCREENPOP_SOURCES__BILLING__TOKEN": "t"},
+    )
+    assert production.bus.redis_url.startswith("redis://")
+    assert [s.name for s in production.sources] == ["sales", "billing"]
