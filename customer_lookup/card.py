@@ -1,0 +1,78 @@
+"""The customer card: everything known about a caller, from every source.
+
+Plain dataclasses, JSON-ready through ``to_dict``/``card_from_dict`` (the card
+travels over the bus, sits in the cache and is pushed to browsers).  A card
+always says which sources answered and why the others did not, so a gap on
+the agent's screen is explained, never silent.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# Why a card has no person, or several.
+KNOWN, MULTIPLE, UNKNOWN, WITHHELD = "known", "multiple", "unknown", "withheld"
+
+# Per-source outcome of one lookup.
+OK, NO_MATCH, TIMEOUT, ERROR, SKIPPED, PENDING = "ok", "no-match", "timeout", "error", "skipped", "pending"
+
+
+@dataclass(slots=True)
+class SourceStatus:
+    status: str  # ok | no-match | timeout | error | skipped (circuit open) | pending (late data may follow)
+    detail: str | None = None
+    elapsed_ms: float | None = None
+    records: int = 0
+
+    @property
+    def missing(self) -> bool:
+        return self.status in (TIMEOUT, ERROR, SKIPPED, PENDING)
+
+
+@dataclass(slots=True)
+class Person:
+    """One customer as merged across systems."""
+
+    name: str | None = None
+    company: str | None = None
+    email: str | None = None
+    vip: bool = False
+    flags: list[str] = field(default_factory=list)
+    keys: dict[str, list[str]] = field(default_factory=dict)  # source -> record keys merged here
+    sales: dict[str, Any] | None = None  # lifetime_value, orders, ...
+    billing: dict[str, Any] | None = None  # account, balance, currency, balance_as_of, overdue_amount, invoices
+    support: dict[str, Any] | None = None  # open_tickets, last_contact
+    extra: dict[str, dict[str, Any]] = field(default_factory=dict)  # source -> columns the card does not know
+    history: list[dict[str, Any]] = field(default_factory=list)  # earlier calls, newest first
+
+
+@dataclass(slots=True)
+class CustomerCard:
+    status: str  # known | multiple | unknown | withheld
+    caller_number: str | None  # as received
+    e164: str | None
+    persons: list[Person] = field(default_factory=list)
+    sources: dict[str, SourceStatus] = field(default_factory=dict)
+    generated_at: str = ""
+    cached: bool = False
+    number_kind: str | None = None  # e164 | national | short | invalid | withheld | empty
+
+    @property
+    def person(self) -> Person | None:
+        return self.persons[0] if self.status == KNOWN else None
+
+    @property
+    def missing_sources(self) -> list[str]:
+        return [name for name, status in self.sources.items() if status.missing]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["missing_sources"] = self.missing_sources
+        return out
+
+
+def card_from_dict(data: dict[str, Any]) -> CustomerCard:
+    persons = [Person(**p) for p in data.get("persons", [])]
+    sources = {name: SourceStatus(**s) for name, s in data.get("sources", {}).items()}
+    fields = {k: v for k, v in data.items() if k in CustomerCard.__dataclass_fields__ and k not in ("persons", "sources")}
+    return CustomerCard(persons=persons, sources=sources, **fields)
