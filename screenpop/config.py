@@ -87,6 +87,14 @@ class WebSettings:
 
 
 @dataclass(slots=True)
+class BillingSettings:
+    """The billing push API: systems that push balances authenticate with this bearer token."""
+
+    token: str = ""
+    token_file: str = ""
+
+
+@dataclass(slots=True)
 class Settings:
     ami: AmiSettings = field(default_factory=AmiSettings)
     agents: AgentSettings = field(default_factory=AgentSettings)
@@ -95,6 +103,7 @@ class Settings:
     storage: StorageSettings = field(default_factory=StorageSettings)
     bus: BusSettings = field(default_factory=BusSettings)
     web: WebSettings = field(default_factory=WebSettings)
+    billing: BillingSettings = field(default_factory=BillingSettings)
 
 
 def load_settings(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -111,7 +120,7 @@ def load_settings(path: str | os.PathLike | None = None, env: Mapping[str, str] 
         _refuse_secrets_in_file(raw, str(path))
     _apply_env(raw, env)
     settings = _build(Settings, raw, "")
-    for section in (settings.ami, *settings.sources):
+    for section in (settings.ami, settings.billing, *settings.sources):
         _read_secret_file(section)
     _check(settings)
     return settings
