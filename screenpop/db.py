@@ -1,0 +1,32 @@
+"""The service's own database (interaction log, users): one MetaData, one
+engine factory.  SQLite for the demo, PostgreSQL in production; every table
+of the service is declared on :data:`metadata` so Alembic sees them all."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import MetaData
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+# Stable constraint names, so migrations can refer to them on every backend.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def create_engine(dsn: str, **options) -> AsyncEngine:
+    """An async engine; for a SQLite file, its folder is created first."""
+    url = make_url(dsn)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    else:
+        options.setdefault("pool_pre_ping", True)
+        options.setdefault("pool_size", 10)
+    return create_async_engine(url, **options)
