@@ -1,0 +1,244 @@
+"""The screen pop: call events in, pops out.
+
+For every customer call the orchestrator starts the lookup as soon as the
+caller is known (``call.queued``, before any phone rings), so the card is
+ready when an agent's phone rings; then it pops the card on the ringing
+agent's screens, retracts it from the others when someone answers, follows
+transfers, pushes late card data, and hands every event to the interaction
+log, off the pop path.
+
+Events of one call are handled in order; different calls never wait for each
+other (a pop waiting on a slow lookup must not delay another call's pop).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+from customer_lookup.card import CustomerCard
+from telephony.events import (
+    CallAbandoned,
+    CallAnswered,
+    CallEnded,
+    CallEvent,
+    CallMissed,
+    CallQueued,
+    CallRinging,
+    CallTransferred,
+)
+
+log = logging.getLogger(__name__)
+
+POP_ON_RING, POP_ON_ANSWER = "ring", "answer"
+
+
+class Delivery(Protocol):
+    """Where messages for agents go: the WebSocket hub, or the bus between nodes."""
+
+    def send_to_agent(self, agent_id: str, message: dict[str, Any]) -> int: ...
+
+    def send_to_supervisors(self, message: dict[str, Any]) -> int: ...
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(eq=False)
+class ActiveCall:
+    call_id: str
+    caller_number: str | None
+    caller_name: str | None
+    queue: str | None = None
+    lookup: asyncio.Task | None = None
+    card: CustomerCard | None = None
+    popped: set[str] = field(default_factory=set)  # agents whose screen shows the call
+    answered_by: str | None = None
+    transferred_from: str | None = None
+    notes: list[dict[str, Any]] = field(default_factory=list)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    ended: bool = False
+
+
+@dataclass
+class PopMetrics:
+    pops_sent: int = 0
+    retracts_sent: int = 0
+    card_updates_sent: int = 0
+    # seconds from the call event's own timestamp to the pop being handed to delivery
+    latencies: list[float] = field(default_factory=list)
+
+    def observe(self, seconds: float) -> None:
+        self.latencies.append(seconds)
+        if len(self.latencies) > 10_000:
+            del self.latencies[:5_000]
+
+
+class Orchestrator:
+    def __init__(self, lookup, delivery: Delivery, writer=None, *, pop_timing: dict[str, str] | None = None, default_timing: str = POP_ON_RING):
+        self.lookup = lookup
+        self.delivery = delivery
+        self.writer = writer
+        self.pop_timing = pop_timing or {}
+        self.default_timing = default_timing
+        self.calls: dict[str, ActiveCall] = {}
+        self.metrics = PopMetrics()
+        self._tasks: set[asyncio.Task] = set()
+
+    # ------------------------------------------------------------------ entry
+
+    def handle(self, event: CallEvent) -> asyncio.Task:
+        """Take one call event; returns the task handling it (tests await it)."""
+        call = self.calls.get(event.call_id)
+        if call is None:
+            number = getattr(event, "caller_number", None)
+            name = getattr(event, "caller_name", None)
+            call = self.calls[event.call_id] = ActiveCall(event.call_id, number, name, getattr(event, "queue", None))
+            self._start_lookup(call)
+        if self.writer is not None:
+            self.writer.submit(event)
+        task = asyncio.create_task(self._in_order(call, event))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def drain(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def pops_for(self, agent_id: str) -> list[dict[str, Any]]:
+        """The pops an agent's screen should show right now (reconnect replay)."""
+        return [self._pop_message(c, agent_id) for c in self.calls.values() if agent_id in c.popped and not c.ended]
+
+    async def card_changed(self, card: CustomerCard) -> int:
+        """A card was patched outside a lookup (a pushed balance): update open pops."""
+        sent = 0
+        for call in self.calls.values():
+            if call.card is not None and call.card.e164 and call.card.e164 == card.e164:
+                call.card = card
+                sent += self._send_card(call)
+        return sent
+
+    def add_note(self, call_id: str, note: dict[str, Any]) -> None:
+        call = self.calls.get(call_id)
+        if call is not None:
+            call.notes.append(note)
+
+    # ---------------------------------------------------------------- private
+
+    def _start_lookup(self, call: ActiveCall) -> None:
+        async def on_late(card: CustomerCard) -> None:
+            call.card = card
+            self._send_card(call)
+
+        call.lookup = asyncio.create_task(self.lookup.lookup(call.caller_number, on_late=on_late))
+
+    async def _in_order(self, call: ActiveCall, event: CallEvent) -> None:
+        async with call.lock:
+            try:
+                await self._apply(call, event)
+            except Exception:
+                log.exception("pop handling failed type=%s call_id=%s", event.type, event.call_id)
+
+    async def _apply(self, call: ActiveCall, event: CallEvent) -> None:
+        if isinstance(event, CallQueued):
+            call.queue = event.queue
+        elif isinstance(event, CallRinging):
+            call.queue = event.queue or call.queue
+            if self._timing(call) == POP_ON_RING:
+                await self._pop(call, event.agent, event)
+        elif isinstance(event, CallMissed):
+            self._retract(call, event.agent, "not answered")
+        elif isinstance(event, CallAnswered):
+            call.answered_by = event.agent
+            if event.agent not in call.popped:
+                await self._pop(call, event.agent, event)
+            self._send(event.agent, {"type": "call", "call_id": call.call_id, "event": "answered", "agent": event.agent, "ts": event.ts})
+            for agent in sorted(call.popped - {event.agent}):
+                self._retract(call, agent, "answered elsewhere")
+        elif isinstance(event, CallTransferred):
+            call.transferred_from = event.from_agent
+            if event.from_agent:
+                target = event.to_agent or event.to_queue or event.to_number
+                self._send(event.from_agent, {"type": "call", "call_id": call.call_id, "event": "transferred", "to": target, "ts": event.ts})
+                call.popped.discard(event.from_agent)
+            if event.to_agent:
+                await self._pop(call, event.to_agent, event)
+        elif isinstance(event, CallAbandoned):
+            for agent in sorted(call.popped):
+                self._retract(call, agent, "abandoned")
+        elif isinstance(event, CallEnded):
+            call.ended = True
+            for agent in sorted(call.popped):
+                if agent == call.answered_by:
+                    self._send(agent, {"type": "call", "call_id": call.call_id, "event": "ended", "reason": event.reason, "ts": event.ts})
+                else:
+                    self._retract(call, agent, event.reason)
+            call.popped.clear()
+            self.calls.pop(call.call_id, None)
+            if call.lookup is not None and not call.lookup.done():
+                call.lookup.cancel()
+
+    def _timing(self, call: ActiveCall) -> str:
+        return self.pop_timing.get(call.queue or "", self.default_timing)
+
+    async def _pop(self, call: ActiveCall, agent: str, event: CallEvent) -> None:
+        if agent in call.popped:
+            return
+        if call.card is None and call.lookup is not None:
+            try:
+                call.card = await asyncio.shield(call.lookup)
+            except Exception:
+                log.exception("lookup failed call_id=%s", call.call_id)
+            if self.writer is not None and call.card is not None:
+                self.writer.submit_lookup(call.call_id, call.card)
+        call.popped.add(agent)
+        self._send(agent, self._pop_message(call, agent))
+        self.metrics.pops_sent += 1
+        self.metrics.observe(max(0.0, time.time() - _epoch(event.ts)))
+        log.info("pop sent call_id=%s agent=%s customer=%s", call.call_id, agent, call.card.status if call.card else "none")
+
+    def _pop_message(self, call: ActiveCall, agent: str) -> dict[str, Any]:
+        return {
+            "type": "pop",
+            "call_id": call.call_id,
+            "queue": call.queue,
+            "caller": {"number": call.caller_number, "name": call.caller_name, "e164": call.card.e164 if call.card else None},
+            "card": call.card.to_dict() if call.card else None,
+            "state": "answered" if call.answered_by == agent else "ringing",
+            "transferred_from": call.transferred_from,
+            "notes": list(call.notes),
+            "sent_at": utc_now(),
+        }
+
+    def _retract(self, call: ActiveCall, agent: str, reason: str) -> None:
+        if agent not in call.popped:
+            return
+        call.popped.discard(agent)
+        self._send(agent, {"type": "retract", "call_id": call.call_id, "reason": reason})
+        self.metrics.retracts_sent += 1
+
+    def _send_card(self, call: ActiveCall) -> int:
+        if call.card is None:
+            return 0
+        for agent in sorted(call.popped):
+            self._send(agent, {"type": "card", "call_id": call.call_id, "card": call.card.to_dict()})
+            self.metrics.card_updates_sent += 1
+        return len(call.popped)
+
+    def _send(self, agent: str, message: dict[str, Any]) -> None:
+        try:
+            self.delivery.send_to_agent(agent, message)
+        except Exception:
+            log.exception("delivery failed agent=%s type=%s call_id=%s", agent, message.get("type"), message.get("call_id"))
+
+
+def _epoch(ts: str) -> float:
+    try:
+        return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return time.time()
