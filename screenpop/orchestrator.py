@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from customer_lookup.card import CustomerCard
+from screenpop.metrics import ServiceMetrics
 from telephony.events import (
     CallAbandoned,
     CallAnswered,
@@ -64,29 +65,24 @@ class ActiveCall:
     ended: bool = False
 
 
-@dataclass
-class PopMetrics:
-    pops_sent: int = 0
-    retracts_sent: int = 0
-    card_updates_sent: int = 0
-    # seconds from the call event's own timestamp to the pop being handed to delivery
-    latencies: list[float] = field(default_factory=list)
-
-    def observe(self, seconds: float) -> None:
-        self.latencies.append(seconds)
-        if len(self.latencies) > 10_000:
-            del self.latencies[:5_000]
-
-
 class Orchestrator:
-    def __init__(self, lookup, delivery: Delivery, writer=None, *, pop_timing: dict[str, str] | None = None, default_timing: str = POP_ON_RING):
+    def __init__(
+        self,
+        lookup,
+        delivery: Delivery,
+        writer=None,
+        *,
+        metrics: ServiceMetrics | None = None,
+        pop_timing: dict[str, str] | None = None,
+        default_timing: str = POP_ON_RING,
+    ):
         self.lookup = lookup
         self.delivery = delivery
         self.writer = writer
         self.pop_timing = pop_timing or {}
         self.default_timing = default_timing
         self.calls: dict[str, ActiveCall] = {}
-        self.metrics = PopMetrics()
+        self.metrics = metrics or ServiceMetrics()
         self._tasks: set[asyncio.Task] = set()
 
     # ------------------------------------------------------------------ entry
@@ -198,8 +194,8 @@ class Orchestrator:
                 self.writer.submit_lookup(call.call_id, call.card)
         call.popped.add(agent)
         self._send(agent, self._pop_message(call, agent))
-        self.metrics.pops_sent += 1
-        self.metrics.observe(max(0.0, time.time() - _epoch(event.ts)))
+        self.metrics.pops_sent.inc()
+        self.metrics.pop_latency.observe(max(0.0, time.time() - _epoch(event.ts)))
         log.info("pop sent call_id=%s agent=%s customer=%s", call.call_id, agent, call.card.status if call.card else "none")
 
     def _pop_message(self, call: ActiveCall, agent: str) -> dict[str, Any]:
@@ -220,14 +216,14 @@ class Orchestrator:
             return
         call.popped.discard(agent)
         self._send(agent, {"type": "retract", "call_id": call.call_id, "reason": reason})
-        self.metrics.retracts_sent += 1
+        self.metrics.retracts_sent.labels(reason).inc()
 
     def _send_card(self, call: ActiveCall) -> int:
         if call.card is None:
             return 0
         for agent in sorted(call.popped):
             self._send(agent, {"type": "card", "call_id": call.call_id, "card": call.card.to_dict()})
-            self.metrics.card_updates_sent += 1
+            self.metrics.card_updates.inc()
         return len(call.popped)
 
     def _send(self, agent: str, message: dict[str, Any]) -> None:

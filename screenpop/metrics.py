@@ -1,0 +1,36 @@
+"""Prometheus metrics of one screenpop process (served at ``/metrics``).
+
+Counters and the pop-latency histogram are updated where things happen;
+gauges that describe live state (AMI link, sockets, queued writes) are read
+from their owners at scrape time, so no component keeps a second copy."""
+from __future__ import annotations
+
+from typing import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST  # noqa: F401  (re-exported for the HTTP edge)
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class ServiceMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.pops_sent = Counter("screenpop_pops_sent_total", "Pops delivered to agents", registry=r)
+        self.retracts_sent = Counter("screenpop_retracts_sent_total", "Pops retracted", ["reason"], registry=r)
+        self.card_updates = Counter("screenpop_card_updates_total", "Late card updates pushed to open pops", registry=r)
+        self.pop_latency = Histogram(
+            "screenpop_pop_latency_seconds", "From the call event's AMI timestamp to the pop handed to delivery", buckets=LATENCY_BUCKETS, registry=r
+        )
+        self.lookups = Counter("screenpop_lookups_total", "Source fetches by result", ["source", "result"], registry=r)
+        self.call_events = Counter("screenpop_call_events_total", "Call events from the tracker", ["type"], registry=r)
+        self.ami_connected = Gauge("screenpop_ami_connected", "1 when the AMI link is logged in", registry=r)
+        self.ws_connections = Gauge("screenpop_websocket_connections", "Open agent and supervisor sockets", registry=r)
+        self.writes_queued = Gauge("screenpop_interaction_writes_queued", "Interaction records waiting for the database", registry=r)
+
+    def bind_gauge(self, gauge: Gauge, read: Callable[[], float]) -> None:
+        gauge.set_function(read)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
