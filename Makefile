@@ -21,6 +21,7 @@ demo: $(STAMP)
 
 services:
 	@bash .ci/services.sh
+	@bash .ci/chromium.sh
 
 test: $(STAMP) services
 	$(BIN)/pytest $(PYTEST_ARGS)
