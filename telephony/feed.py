@@ -33,9 +33,12 @@ class CallFeed:
     async def run(self) -> None:
         last_expire = time.monotonic()
         while True:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel
+            # that lands as the queue hands over an item, and the loop never ends.
             try:
-                item = await asyncio.wait_for(self.queue.get(), timeout=self.expire_every)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(self.expire_every):
+                    item = await self.queue.get()
+            except TimeoutError:
                 item = None
             if time.monotonic() - last_expire >= self.expire_every:
                 self.tracker.expire(time.time())
@@ -57,7 +60,8 @@ class CallFeed:
             log.info("ami resync channels=%d waiting=%d call_events=%d", len(item.channels), len(item.queue_entries), len(events))
             return events
         elif isinstance(item, LinkDown):
-            log.warning("ami link down reason=%s calls_in_progress=%d", item.reason, self.tracker.active_calls)
+            level = logging.INFO if item.reason == "stopped" else logging.WARNING
+            log.log(level, "ami link down reason=%s calls_in_progress=%d", item.reason, self.tracker.active_calls)
         return []
 
     async def _deliver(self, event: CallEvent) -> None:

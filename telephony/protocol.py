@@ -77,9 +77,12 @@ class AmiDecoder:
     recognised at the start of the stream and stored in :attr:`banner`.
     """
 
-    def __init__(self, *, max_message_bytes: int = 256 * 1024, max_line_bytes: int = 16 * 1024):
+    def __init__(self, *, max_message_bytes: int = 256 * 1024, max_line_bytes: int = 16 * 1024,
+                 accept_actions: bool = False):
         self.max_message_bytes = max_message_bytes
         self.max_line_bytes = max_line_bytes
+        # A server (the PBX simulator) reads actions, which have neither Event nor Response.
+        self.accept_actions = accept_actions
         self.banner: str | None = None
         self.stats = DecodeStats()
         self._buffer = bytearray()
@@ -173,7 +176,9 @@ class AmiDecoder:
             except ValueError:
                 pass
             else:
-                if len(message) == len(lines) and ("Event" in message or "Response" in message):
+                if len(message) == len(lines) and (
+                    "Event" in message or "Response" in message or (self.accept_actions and "Action" in message)
+                ):
                     self.stats.messages += 1
                     return message
         message = {}
@@ -199,7 +204,7 @@ class AmiDecoder:
                 message[key] = value
         if body:
             message["Output"] = "\n".join(body)
-        if "Event" not in message and "Response" not in message:
+        if "Event" not in message and "Response" not in message and not (self.accept_actions and "Action" in message):
             if message:
                 self.stats.note("headerless", f"block with keys {sorted(message)[:5]}")
             return None
