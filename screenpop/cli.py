@@ -50,7 +50,22 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--speed", type=float, default=1.0, help="play calls this many times faster than real time")
     demo.add_argument("--json", action="store_true", help="print call events as JSON lines instead of a timeline")
     demo.set_defaults(func=cmd_demo)
+    for register in _command_modules():
+        register(sub)
     return parser
+
+
+def _command_modules():
+    """Every module of ``screenpop.commands`` adds its sub-command(s) through
+    ``register(subparsers)``; its work is imported inside the command, so
+    ``screenpop --help`` stays fast."""
+    import importlib
+    import pkgutil
+
+    import screenpop.commands as package
+
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+        yield importlib.import_module(f"{package.__name__}.{info.name}").register
 
 
 def settings_from(args) -> Settings:
