@@ -1,0 +1,216 @@
+"""The phone index: normalized number -> record keys, per source.
+
+Built from every source's ``(record_key, phone_as_stored)`` rows: one record
+may have several phones, one phone may belong to several records (two people
+sharing a switchboard), and the same number may live in several sources.
+Phones go through :func:`customer_lookup.phones.normalize`; empty and
+withheld values are skipped and counted, short and invalid ones kept under
+their flagged key so that they still match each other.
+
+Two implementations behind :class:`PhoneIndex`: in-process dicts for the
+embedded demo (here), Redis for several nodes sharing one index
+(:mod:`customer_lookup.index_redis`).  Both rebuild a
+source off to the side and swap it in at once: a lookup never sees a
+half-built source.  A record updated while its source is being rebuilt is
+updated in both the live and the coming index, so the update survives the swap.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from typing import AsyncIterable, AsyncIterator, Callable, Iterable, Protocol
+
+from customer_lookup.phones import normalize
+
+log = logging.getLogger(__name__)
+
+BATCH = 2000  # rows per normalization batch and per Redis script call
+Rows = AsyncIterable[tuple[str, str]] | Iterable[tuple[str, str]]
+Progress = Callable[[int], None]
+
+
+@dataclass(slots=True)
+class IndexBuildStats:
+    """One build; ``rows == indexed + flagged + skipped``.  ``indexed`` counts
+    rows under a valid E.164 key, ``flagged`` rows kept under a short/invalid
+    key, ``skipped`` rows with nothing to index (empty, withheld, no record key)."""
+
+    source: str
+    rows: int = 0
+    indexed: int = 0
+    flagged: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+
+
+class PhoneIndex(Protocol):
+    async def lookup(self, key: str) -> dict[str, list[str]]: ...
+
+    async def replace_source(
+        self, source: str, rows: Rows, *, default_region: str, progress: Progress | None = None
+    ) -> IndexBuildStats: ...
+
+    async def update_record(self, source: str, record_key: str, phones: list[str], *, default_region: str) -> None: ...
+
+    async def remove_record(self, source: str, record_key: str) -> None: ...
+
+    async def stats(self) -> dict: ...
+
+
+class BuildInProgress(RuntimeError):
+    """Another node is rebuilding this source right now."""
+
+
+def phone_keys(phones: Iterable[str | None], default_region: str) -> list[str]:
+    """The distinct index keys of one record's phones, in first-seen order."""
+    keys = (normalize(phone, default_region).key for phone in phones)
+    return list(dict.fromkeys(key for key in keys if key is not None))
+
+
+async def normalized_batches(
+    rows: Rows, default_region: str, stats: IndexBuildStats, progress: Progress | None, size: int = BATCH
+) -> AsyncIterator[list[tuple[str, str]]]:
+    """``(record_key, index_key)`` pairs in batches, counting into ``stats``.
+    Yields to the event loop between batches even for a plain iterable, so a
+    rebuild of a million rows never stalls the pops being served meanwhile."""
+    batch: list[tuple[str, str]] = []
+
+    def add(row) -> None:
+        record, phone = row
+        stats.rows += 1
+        phone = normalize(phone, default_region)
+        if record is None or phone.key is None:
+            stats.skipped += 1
+            return
+        if phone.valid:
+            stats.indexed += 1
+        else:
+            stats.flagged += 1
+        batch.append((str(record), phone.key))
+
+    if isinstance(rows, AsyncIterable):
+        async for row in rows:
+            add(row)
+            if len(batch) >= size:
+                yield batch
+                batch = []
+                if progress:
+                    progress(stats.rows)
+    else:
+        for row in rows:
+            add(row)
+            if len(batch) >= size:
+                yield batch
+                batch = []
+                if progress:
+                    progress(stats.rows)
+                await asyncio.sleep(0)
+    if batch:
+        yield batch
+    if progress:
+        progress(stats.rows)
+
+
+# --------------------------------------------------------------------------- memory
+
+
+@dataclass(slots=True)
+class _Table:
+    """One source's index: both directions, so that one record can be replaced."""
+
+    by_key: dict[str, set[str]] = field(default_factory=dict)
+    by_record: dict[str, set[str]] = field(default_factory=dict)
+    entries: int = 0
+    built_at: float | None = None
+    build: IndexBuildStats | None = None
+
+    def add(self, record: str, key: str) -> None:
+        records = self.by_key.setdefault(key, set())
+        if record not in records:
+            records.add(record)
+            self.entries += 1
+        self.by_record.setdefault(record, set()).add(key)
+
+    def replace(self, record: str, keys: list[str]) -> None:
+        for key in self.by_record.pop(record, ()):
+            records = self.by_key.get(key)
+            if records is not None and record in records:
+                records.discard(record)
+                self.entries -= 1
+                if not records:
+                    del self.by_key[key]
+        for key in keys:
+            self.add(record, key)
+
+
+class MemoryPhoneIndex:
+    """In-process index for the embedded demo (one process serves everything)."""
+
+    def __init__(self, clock: Callable[[], float] = time.time):
+        self._tables: dict[str, _Table] = {}
+        self._building: dict[str, _Table] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._clock = clock
+
+    async def lookup(self, key: str) -> dict[str, list[str]]:
+        if not key:
+            return {}
+        found = {}
+        for source, table in self._tables.items():
+            records = table.by_key.get(key)
+            if records:
+                found[source] = sorted(records)
+        return found
+
+    async def replace_source(self, source: str, rows: Rows, *, default_region: str, progress: Progress | None = None) -> IndexBuildStats:
+        async with self._locks.setdefault(source, asyncio.Lock()):
+            started = time.perf_counter()
+            stats = IndexBuildStats(source)
+            table = self._building[source] = _Table()
+            try:
+                async for batch in normalized_batches(rows, default_region, stats, progress):
+                    for record, key in batch:
+                        table.add(record, key)
+            finally:
+                del self._building[source]
+            stats.seconds = time.perf_counter() - started
+            table.built_at, table.build = self._clock(), stats
+            self._tables[source] = table  # the swap: one assignment, never half visible
+            return stats
+
+    async def update_record(self, source: str, record_key: str, phones: list[str], *, default_region: str) -> None:
+        keys = phone_keys(phones, default_region)
+        for table in self._live_tables(source, create=bool(keys)):
+            table.replace(str(record_key), keys)
+
+    async def remove_record(self, source: str, record_key: str) -> None:
+        for table in self._live_tables(source, create=False):
+            table.replace(str(record_key), [])
+
+    async def stats(self) -> dict:
+        sources = {
+            name: {
+                "numbers": len(table.by_key),
+                "entries": table.entries,
+                "built_at": table.built_at,
+                "build": asdict(table.build) if table.build else None,
+            }
+            for name, table in sorted(self._tables.items())
+        }
+        return totals(sources)
+
+    def _live_tables(self, source: str, create: bool) -> list[_Table]:
+        if source not in self._tables and create:
+            self._tables[source] = _Table()
+        return [t for t in (self._tables.get(source), self._building.get(source)) if t is not None]
+
+
+def totals(sources: dict[str, dict]) -> dict:
+    """Totals are sums over sources: a number known to two sources counts twice."""
+    return {
+        "numbers": sum(s["numbers"] for s in sources.values()),
+        "entries": sum(s["entries"] for s in sources.values()),
+        "sources": sources,
+    }
