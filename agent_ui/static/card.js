@@ -1,0 +1,269 @@
+// The customer card (customer_lookup/card.py) as DOM, nothing else.
+//
+// renderCard() is pure rendering: it takes the card dict of a pop and
+// returns a fresh element; the desktop (agent.js) decides where it goes and
+// re-renders on 'card' updates.  Business systems put what they like in
+// their records, so every field is optional and every list may turn out to
+// be a string: odd data renders as text, it never throws.
+
+import { el, text, longText, plain } from './dom.js';
+import { money, dateTime, date, amountValue, number } from './format.js';
+
+const MISSING = new Set(['timeout', 'error', 'skipped', 'pending']);
+const MAX_ROWS = 5;
+
+// opts: chosen (index of the candidate picked on a 'multiple' card),
+// onChoose(index), createContactUrl ('https://crm/new?phone={number}'),
+// callerNumber (fallback for the link), dispositionLabel(code) -> text.
+export function renderCard(card, opts = {}) {
+  const root = el('div', { class: 'card' });
+  if (!card || typeof card !== 'object') {
+    root.append(el('p', { class: 'card-none' }, 'No customer data for this call (the lookup did not answer).'));
+    return root;
+  }
+  root.dataset.status = String(card.status || '');
+  const persons = Array.isArray(card.persons) ? card.persons.filter((p) => p && typeof p === 'object') : [];
+
+  if (card.status === 'known' && persons.length) {
+    root.append(renderPerson(persons[0], opts));
+  } else if (card.status === 'multiple' && persons.length) {
+    root.append(renderChooser(persons, opts));
+    const chosen = persons[opts.chosen];
+    if (chosen) root.append(renderPerson(chosen, opts));
+  } else if (card.status === 'withheld') {
+    root.append(el('div', { class: 'customer withheld' }, el('h3', { class: 'customer-name' }, 'Withheld number'),
+      el('p', { class: 'muted' }, 'The caller hid their number: ask who is calling.')));
+  } else {
+    root.append(renderNewCaller(card, opts));
+  }
+  const missing = renderMissing(card);
+  if (missing) root.append(missing);
+  return root;
+}
+
+function renderNewCaller(card, opts) {
+  const box = el('div', { class: 'customer new-caller' }, el('h3', { class: 'customer-name' }, 'New caller'));
+  box.append(el('p', { class: 'muted' }, 'No customer has this number.'));
+  const href = contactLink(opts.createContactUrl, card.e164 || card.caller_number || opts.callerNumber);
+  if (href) {
+    box.append(el('a', { class: 'create-contact button', href, target: '_blank', rel: 'noopener noreferrer' }, 'Create contact'));
+  }
+  return box;
+}
+
+// The template comes from the server's config; the number is data, so it is
+// URL-encoded, and only http(s) results are linked (no javascript: URLs).
+export function contactLink(template, number) {
+  if (!template || !number) return null;
+  const filled = String(template).split('{number}').join(encodeURIComponent(String(number)));
+  try {
+    const url = new URL(filled, location.href);
+    return url.protocol === 'http:' || url.protocol === 'https:' ? url.href : null;
+  } catch {
+    return null;
+  }
+}
+
+function renderChooser(persons, opts) {
+  const list = el('ul', { class: 'chooser' });
+  persons.forEach((person, index) => {
+    const pressed = opts.chosen === index;
+    const button = el('button', {
+      type: 'button',
+      class: pressed ? 'candidate is-chosen' : 'candidate',
+      'aria-pressed': pressed ? 'true' : 'false',
+      dataset: { index: String(index) },
+      onclick: () => opts.onChoose && opts.onChoose(index),
+    },
+    longText(person.name || '(no name)', 'candidate-name'),
+    person.vip && el('span', { class: 'badge badge-vip' }, 'VIP'),
+    (person.company || person.email) && text([person.company, person.email].filter(Boolean).join(' · '), 'candidate-detail muted'));
+    list.append(el('li', {}, button));
+  });
+  return el('div', { class: 'customer multiple' },
+    el('h3', { class: 'chooser-title' }, `${persons.length} customers use this number: who is calling?`),
+    list);
+}
+
+function renderPerson(person, opts) {
+  const box = el('div', { class: 'person' });
+  const flags = Array.isArray(person.flags) ? person.flags : [];
+  box.append(el('div', { class: 'customer known' },
+    el('h3', { class: 'customer-title' },
+      longText(person.name || '(no name)', 'customer-name'),
+      person.vip && el('span', { class: 'badge badge-vip', title: 'VIP customer' }, 'VIP'),
+      flags.map((flag) => text(plain(flag, 60), 'badge badge-flag'))),
+    (person.company || person.email) && el('p', { class: 'customer-meta' },
+      person.company && longText(person.company, 'company'),
+      person.company && person.email && ' · ',
+      person.email && longText(person.email, 'email'))));
+
+  const grid = el('div', { class: 'card-grid' });
+  grid.append(
+    renderBilling(person.billing),
+    renderSales(person.sales, person.billing),
+    renderSupport(person.support),
+    renderHistory(person.history, opts),
+    renderExtra(person.extra));
+  box.append(grid);
+  return box;
+}
+
+function section(cls, title, ...children) {
+  return el('section', { class: `card-section ${cls}` }, el('h4', {}, title), ...children);
+}
+
+function pick(obj, ...keys) {
+  for (const key of keys) {
+    const value = obj[key];
+    if (value !== null && value !== undefined && value !== '') return value;
+  }
+  return null;
+}
+
+// A list column from a record: a real array, or a string that never became
+// one (merge.py keeps undecodable JSON text as it was).
+function listOf(value) {
+  if (Array.isArray(value)) return { items: value, raw: null };
+  if (value === null || value === undefined || value === '') return { items: [], raw: null };
+  return { items: [], raw: plain(value, 200) };
+}
+
+function rows(cls, items, renderItem, emptyText) {
+  const list = el('ul', { class: `rows ${cls}` });
+  if (!items.length) list.append(el('li', { class: 'empty muted' }, emptyText));
+  for (const item of items.slice(0, MAX_ROWS)) {
+    list.append(el('li', {}, item && typeof item === 'object' ? renderItem(item) : text(plain(item))));
+  }
+  if (items.length > MAX_ROWS) list.append(el('li', { class: 'more muted' }, `and ${items.length - MAX_ROWS} more`));
+  return list;
+}
+
+function renderBilling(billing) {
+  if (!billing || typeof billing !== 'object') return null;
+  const currency = billing.currency || null;
+  const balance = billing.balance;
+  const overdue = pick(billing, 'overdue_amount', 'overdue');
+  const account = pick(billing, 'account', 'account_no', 'billing_account');
+  const asOf = pick(billing, 'balance_as_of', 'as_of');
+  const invoices = listOf(billing.invoices);
+  return section('billing', 'Balance',
+    balance !== null && balance !== undefined && el('p', { class: amountValue(balance) < 0 ? 'balance credit' : 'balance' },
+      text(money(balance, currency), 'balance-amount')),
+    asOf && el('p', { class: 'as-of muted' }, 'as of ', el('time', { datetime: String(asOf) }, dateTime(asOf))),
+    overdue !== null && amountValue(overdue) > 0 && el('p', { class: 'overdue' }, 'Overdue ', text(money(overdue, currency), 'overdue-amount')),
+    overdue !== null && amountValue(overdue) <= 0 && el('p', { class: 'not-overdue muted' }, 'Nothing overdue'),
+    account !== null && el('p', { class: 'account muted' }, 'Account ', text(account, 'account-id')),
+    billing.credit_limit !== undefined && billing.credit_limit !== null && el('p', { class: 'muted' }, 'Credit limit ', text(money(billing.credit_limit, currency))),
+    invoices.items.length ? rows('invoices', invoices.items, (inv) => invoiceLine(inv, currency), '') : null,
+    invoices.raw && el('p', { class: 'raw muted' }, text(invoices.raw)));
+}
+
+function invoiceLine(inv, currency) {
+  const id = pick(inv, 'number', 'id', 'invoice', 'reference');
+  const due = pick(inv, 'due_date', 'due', 'date');
+  const amount = pick(inv, 'amount', 'total', 'balance');
+  const status = pick(inv, 'status', 'state');
+  return joinParts(id !== null && text(`#${plain(id, 40)}`, 'ref'), due && text(`due ${date(due)}`),
+    amount !== null && text(money(amount, inv.currency || currency), 'amount'), status && text(plain(status, 40), 'state'));
+}
+
+function renderSales(sales, billing) {
+  if (!sales || typeof sales !== 'object') return null;
+  const orders = listOf(pick(sales, 'orders', 'recent_orders'));
+  const currency = (billing && billing.currency) || null;
+  return section('sales', 'Recent orders',
+    sales.lifetime_value !== undefined && sales.lifetime_value !== null &&
+      el('p', { class: 'lifetime muted' }, 'Lifetime value ', text(currency ? money(sales.lifetime_value, currency) : number(sales.lifetime_value, 2), 'lifetime-value')),
+    (sales.segment || sales.customer_since) && el('p', { class: 'muted' },
+      sales.segment && text(plain(sales.segment, 60), 'segment'), sales.segment && sales.customer_since && ' · ',
+      sales.customer_since && `customer since ${date(sales.customer_since)}`),
+    orders.raw ? el('p', { class: 'raw muted' }, text(orders.raw)) : rows('orders', orders.items, (o) => orderLine(o, currency), 'No orders'));
+}
+
+function orderLine(order, currency) {
+  const id = pick(order, 'number', 'id', 'order_id', 'reference');
+  const when = pick(order, 'date', 'placed_at', 'ordered_at', 'created_at');
+  const total = pick(order, 'total', 'amount', 'value');
+  const status = pick(order, 'status', 'state');
+  const what = pick(order, 'product', 'description', 'item', 'summary');
+  return joinParts(id !== null && text(`#${plain(id, 40)}`, 'ref'), when && text(date(when)),
+    what && longText(plain(what, 200), 'what'), total !== null && text(money(total, order.currency || currency), 'amount'),
+    status && text(plain(status, 40), 'state'));
+}
+
+function renderSupport(support) {
+  if (!support || typeof support !== 'object') return null;
+  const tickets = listOf(pick(support, 'open_tickets', 'tickets'));
+  return section('support', 'Open tickets',
+    tickets.raw ? el('p', { class: 'raw muted' }, text(tickets.raw)) : rows('tickets', tickets.items, ticketLine, 'No open tickets'),
+    support.last_contact && el('p', { class: 'muted' }, 'Last contact ', el('time', { datetime: String(support.last_contact) }, dateTime(support.last_contact))),
+    support.satisfaction !== undefined && support.satisfaction !== null && el('p', { class: 'muted' }, 'Satisfaction ', text(plain(support.satisfaction, 20))));
+}
+
+function ticketLine(ticket) {
+  const id = pick(ticket, 'id', 'number', 'ticket', 'reference');
+  const subject = pick(ticket, 'subject', 'title', 'summary');
+  const status = pick(ticket, 'status', 'state');
+  const priority = pick(ticket, 'priority');
+  const opened = pick(ticket, 'opened_at', 'created_at', 'updated_at');
+  return joinParts(id !== null && text(`#${plain(id, 40)}`, 'ref'), subject && longText(plain(subject, 300), 'subject'),
+    priority && text(plain(priority, 20), 'priority'), status && text(plain(status, 40), 'state'), opened && text(date(opened)));
+}
+
+function renderHistory(history, opts) {
+  if (!Array.isArray(history) || !history.length) return null;
+  return section('history-section', 'Earlier calls', rows('history', history, (call) => historyLine(call, opts), ''));
+}
+
+function historyLine(call, opts) {
+  const label = opts.dispositionLabel || ((code) => code);
+  const when = pick(call, 'ended_at', 'queued_at', 'answered_at');
+  return el('span', { class: 'history-call' },
+    joinParts(when && el('time', { datetime: String(when) }, dateTime(when)),
+      call.answered_by ? text(`agent ${plain(call.answered_by, 32)}`, 'agent') : text('not answered', 'agent muted'),
+      call.end_reason && text(plain(call.end_reason, 40), 'end-reason'),
+      call.disposition && text(label(String(call.disposition)), 'disposition')),
+    call.notes && longText(plain(call.notes, 500), 'history-notes muted', 'div'));
+}
+
+function renderExtra(extra) {
+  if (!extra || typeof extra !== 'object') return null;
+  const sources = Object.entries(extra).filter(([, cols]) => cols && typeof cols === 'object' && Object.keys(cols).length);
+  if (!sources.length) return null;
+  const list = el('dl', { class: 'extra' });
+  for (const [source, cols] of sources) {
+    for (const [key, value] of Object.entries(cols).slice(0, 10)) {
+      list.append(el('dt', {}, text(`${source} · ${key}`)), el('dd', {}, longText(plain(value, 300))));
+    }
+  }
+  return section('extra-section', 'Other details', list);
+}
+
+// "billing: timeout (deadline 150 ms)": a gap on the card is always explained.
+function renderMissing(card) {
+  const sources = card.sources && typeof card.sources === 'object' ? card.sources : {};
+  let names = Array.isArray(card.missing_sources) ? card.missing_sources : null;
+  if (!names) names = Object.keys(sources).filter((name) => sources[name] && MISSING.has(sources[name].status));
+  if (!names.length) return null;
+  const list = el('ul', { class: 'missing-list' });
+  for (const name of names) {
+    const info = sources[name] || {};
+    const status = info.status === 'pending' ? 'pending, may still arrive' : info.status || 'missing';
+    list.append(el('li', { class: 'missing-source', dataset: { source: String(name) } },
+      text(`${name}: ${status}`), info.detail ? text(` (${plain(info.detail, 200)})`, 'muted') : null));
+  }
+  return el('div', { class: 'missing-sources', role: 'note' },
+    el('strong', {}, card.status === 'unknown' ? 'Not every system answered, this caller may be known: ' : 'Incomplete card: '),
+    list);
+}
+
+// "#12 · 3 Nov 2025 · €99.50 · shipped"
+function joinParts(...parts) {
+  const line = el('span', { class: 'parts' });
+  parts.filter(Boolean).forEach((part, i) => {
+    if (i) line.append(el('span', { class: 'sep', 'aria-hidden': 'true' }, ' · '));
+    line.append(part);
+  });
+  return line;
+}

@@ -1,0 +1,117 @@
+// One pop on the agent desktop: a header the agent can read at a glance
+// (state, caller, who it probably is) and the full card below it.
+//
+// With several calls ringing at once (ring-all queues) the pops form a
+// stack; only the focused pop shows its body, the others show their header,
+// so a 1366×768 screen never becomes a wall of cards.  Clicking a header
+// focuses that pop.
+
+import { el, text, longText, plain } from './dom.js';
+import { dateTime } from './format.js';
+import { renderCard } from './card.js';
+
+const STATE_LABEL = {
+  ringing: 'Ringing',
+  answered: 'On call',
+  wrapup: 'Ended: outcome needed',
+  transferred: 'Transferred',
+};
+
+// call: the desktop's record of one call (see agent.js).
+// actions: onFocus(call), onChoose(call, index), onClose(call),
+// createContactUrl, dispositionLabel.
+export function renderPop(call, focused, actions) {
+  const pop = el('article', {
+    class: `pop pop-${call.state}${focused ? ' is-focused' : ''}`,
+    dataset: { callId: call.call_id, state: call.state },
+    'aria-label': `Call from ${callerNumber(call) || 'withheld number'}`,
+  });
+  pop.append(renderHeader(call, focused, actions));
+  const body = el('div', { class: 'pop-body' });
+  const notes = renderNotes(call.notes);
+  if (notes) body.append(notes);
+  body.append(renderCard(call.card, {
+    chosen: call.chosen,
+    onChoose: (index) => actions.onChoose(call, index),
+    createContactUrl: actions.createContactUrl,
+    callerNumber: callerNumber(call),
+    dispositionLabel: actions.dispositionLabel,
+  }));
+  pop.append(body);
+  return pop;
+}
+
+export function callerNumber(call) {
+  const caller = call.caller || {};
+  return caller.number || (call.card && call.card.caller_number) || null;
+}
+
+// Who the card says is calling, in a few words, for the header.
+export function summary(call) {
+  const card = call.card;
+  if (!card) return { text: 'No customer data', vip: false };
+  const persons = Array.isArray(card.persons) ? card.persons : [];
+  if (card.status === 'known' && persons[0]) return { text: persons[0].name || '(no name)', vip: !!persons[0].vip };
+  if (card.status === 'multiple') {
+    const chosen = persons[call.chosen];
+    if (chosen) return { text: chosen.name || '(no name)', vip: !!chosen.vip };
+    return { text: `${persons.length} possible customers`, vip: false };
+  }
+  if (card.status === 'withheld') return { text: 'Withheld number', vip: false };
+  return { text: 'New caller', vip: false };
+}
+
+function renderHeader(call, focused, actions) {
+  const caller = call.caller || {};
+  const number = callerNumber(call);
+  const who = summary(call);
+  let stateText = STATE_LABEL[call.state] || call.state;
+  if (call.state === 'transferred' && call.transferredTo) stateText = `Transferred to ${plain(call.transferredTo, 64)}`;
+
+  const header = el('header', { class: 'pop-header' });
+  // The header is a button-like region: keyboard users focus a pop with Enter.
+  const main = el('div', {
+    class: 'pop-head-main', role: 'button', tabindex: '0', 'aria-expanded': focused ? 'true' : 'false',
+    onclick: () => actions.onFocus(call),
+    onkeydown: (event) => {
+      if (event.key === 'Enter' || event.key === ' ') {
+        event.preventDefault();
+        actions.onFocus(call);
+      }
+    },
+  },
+  el('span', { class: 'pop-state' }, stateText),
+  el('span', { class: 'pop-caller' },
+    longText(number || 'Withheld', 'pop-caller-number'),
+    caller.name && longText(caller.name, 'pop-caller-name muted')),
+  el('span', { class: 'pop-who' }, longText(who.text, 'pop-summary'), who.vip && el('span', { class: 'badge badge-vip' }, 'VIP')),
+  call.queue && el('span', { class: 'pop-queue muted' }, 'queue ', text(call.queue, 'queue-name')));
+  header.append(main);
+
+  if (call.transferredFrom) {
+    header.append(el('p', { class: 'pop-transferred-from muted' }, 'Transferred from agent ', text(call.transferredFrom)));
+  }
+  if (call.state === 'transferred') {
+    header.append(el('button', { type: 'button', class: 'pop-close', onclick: () => actions.onClose(call) }, 'Close'));
+  }
+  return header;
+}
+
+// Notes other people added to this call while it was in progress.
+function renderNotes(notes) {
+  if (!Array.isArray(notes) || !notes.length) return null;
+  const list = el('ul', { class: 'pop-notes' });
+  for (const note of notes.slice(-5)) {
+    if (note && typeof note === 'object') {
+      const author = note.author || note.by || note.username;
+      const at = note.created_at || note.at || note.ts;
+      list.append(el('li', {},
+        author && text(`${plain(author, 64)}: `, 'note-author'),
+        longText(plain(note.text ?? note.note ?? note, 1000), 'note-text'),
+        at && el('span', { class: 'muted' }, ' ', dateTime(at))));
+    } else {
+      list.append(el('li', {}, longText(plain(note, 1000), 'note-text')));
+    }
+  }
+  return el('div', { class: 'pop-notes-box' }, el('h4', {}, 'Notes on this call'), list);
+}
