@@ -1,0 +1,74 @@
+"""Users and sessions, declared on the service's shared MetaData.
+
+The migration ``0002_users`` creates exactly these; change both together (a
+new revision, never an edit of an applied one).
+
+* ``users.agent_id`` is unique: one PBX agent id routes pops to one account.
+  NULL (supervisors, admins) is allowed many times on both backends.
+* The check constraint repeats the rule of :func:`validate_new_user` in the
+  database, so a hand-written INSERT cannot create an agent without an id.
+* ``sessions.id`` is the SHA-256 of the token; the token itself is never
+  stored, so a database dump opens no session.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import Boolean, CheckConstraint, Column, DateTime, ForeignKey, Integer, String, Table
+from sqlalchemy.types import TypeDecorator
+
+from screenpop.db import metadata
+
+
+class UtcDateTime(TypeDecorator):
+    """Aware UTC datetimes in and out; SQLite keeps naive UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+ROLE_CHECK = "role IN ('agent', 'supervisor', 'admin') AND ((role = 'agent') = (agent_id IS NOT NULL))"
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("display_name", String(128)),
+    Column("role", String(16), nullable=False),
+    Column("agent_id", String(32), unique=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("disabled", Boolean(create_constraint=False), nullable=False, default=False),
+    Column("failed_logins", Integer, nullable=False, default=0),
+    Column("locked_until", UtcDateTime()),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("password_changed_at", UtcDateTime(), nullable=False),
+    Column("last_login_at", UtcDateTime()),
+    CheckConstraint(ROLE_CHECK, name="role"),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("last_seen", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False, index=True),
+    Column("csrf_token", String(64), nullable=False),
+)

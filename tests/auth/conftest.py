@@ -1,0 +1,88 @@
+"""Real databases for the account tests: a SQLite file and a PostgreSQL
+database of this test's own (created, then dropped).  PostgreSQL being down
+fails the test with the reason; it never skips."""
+from __future__ import annotations
+
+import contextlib
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+
+from screenpop.auth.accounts import LockoutPolicy, SessionPolicy
+from screenpop.auth.models import sessions, users
+from screenpop.auth.store import AccountStore
+from screenpop.db import create_engine, metadata
+from tests.conftest import POSTGRES_DSN
+
+FAST_N = 2**4  # scrypt cost for tests: the real one is slow on purpose
+
+
+class Clock:
+    """A clock the test moves by hand (session expiry, lockout)."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta) -> None:
+        self.now += timedelta(**delta)
+
+
+def _asyncpg_dsn(url) -> str:
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@contextlib.asynccontextmanager
+async def postgres_database():
+    """The DSN of a fresh PostgreSQL database, dropped afterwards."""
+    url = make_url(POSTGRES_DSN)
+    name = f"screenpop_auth_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = await asyncpg.connect(_asyncpg_dsn(url))
+    except Exception as exc:  # pragma: no cover - the point is to fail loudly
+        pytest.fail(f"PostgreSQL is required at {POSTGRES_DSN} and is not reachable: {exc}")
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def dsn(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path}/auth.sqlite3"
+    else:
+        async with postgres_database() as dsn:
+            yield dsn
+
+
+@pytest.fixture
+async def engine(dsn):
+    engine = create_engine(dsn)
+    async with engine.begin() as conn:
+        await conn.run_sync(lambda c: metadata.create_all(c, tables=[users, sessions]))
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def store(engine, clock):
+    return AccountStore(
+        engine,
+        lockout=LockoutPolicy(max_failures=3, lock_seconds=300),
+        sessions=SessionPolicy(idle=timedelta(hours=1), absolute=timedelta(hours=8), touch_every=timedelta(seconds=60)),
+        scrypt_n=FAST_N,
+        clock=clock,
+    )
