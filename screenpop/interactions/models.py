@@ -1,0 +1,115 @@
+"""The interaction log's tables, declared on the service's shared MetaData.
+
+SQLAlchemy Core, one schema for SQLite (demo) and PostgreSQL (production).
+The migration ``0001_interactions`` creates exactly these; change both
+together (a new revision, never an edit of an applied one).
+
+Why a few columns that are not in the record:
+
+* ``caller_digits`` — the digits of ``caller_number`` as received, so "search
+  by the digits I can read on the screen" matches ``(415) 555-0100``;
+* ``customer_name_folded`` — ``customer_name.casefold()``, so case-insensitive
+  search works for ``Ángel`` on SQLite too (its ``lower()`` is ASCII-only);
+* ``customer_key_list`` and ``answered_agents`` — ``|sales:C-17|billing:A-9|``
+  and ``|1005|1002|``: the JSON columns flattened to text, so "calls of this
+  customer record" and "calls this agent took" are one portable ``LIKE``
+  instead of a different JSON operator per backend.
+
+Notes live in ``interaction_notes``: a call collects several, from several
+people, and none may overwrite another.
+
+Times are ``TIMESTAMP WITH TIME ZONE`` on PostgreSQL; SQLite has no such
+type, so :class:`UtcDateTime` stores naive UTC there and hands back aware UTC
+on both.  JSON is JSONB on PostgreSQL (it has equality and key operators),
+plain JSON text on SQLite.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import JSON, Column, Date, DateTime, Float, ForeignKey, Index, Integer, String, Table, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+
+from screenpop.db import metadata
+
+
+class UtcDateTime(TypeDecorator):
+    """Aware UTC datetimes in and out, whatever the backend keeps."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+JsonDoc = JSON().with_variant(JSONB(), "postgresql")
+
+interactions = Table(
+    "interactions",
+    metadata,
+    Column("call_id", String(128), primary_key=True),
+    Column("caller_number", String(64)),
+    Column("caller_digits", String(64)),
+    Column("caller_name", String(255)),
+    Column("caller_e164", String(32)),
+    Column("customer_name", String(255)),
+    Column("customer_name_folded", String(255)),
+    Column("customer_keys", JsonDoc, nullable=False),
+    Column("customer_key_list", Text),
+    Column("card_status", String(16)),
+    Column("lookup_at", UtcDateTime),
+    Column("queue", String(128)),
+    Column("agents_rung", JsonDoc, nullable=False),
+    Column("ring_times", JsonDoc, nullable=False),
+    Column("answered_by", String(64)),
+    Column("answer_times", JsonDoc, nullable=False),
+    Column("answered_agents", Text),
+    Column("transfers", JsonDoc, nullable=False),
+    Column("started_at", UtcDateTime),
+    Column("queued_at", UtcDateTime),
+    Column("first_ring_at", UtcDateTime),
+    Column("answered_at", UtcDateTime),
+    Column("ended_at", UtcDateTime),
+    Column("last_event_at", UtcDateTime),
+    Column("wait_seconds", Float),
+    Column("talk_seconds", Float),
+    Column("end_reason", String(32)),
+    Column("disposition", String(64)),
+    Column("follow_up", Date),
+    Column("outcome_by", String(128)),
+    Column("outcome_at", UtcDateTime),
+    Index(None, "caller_e164"),
+    Index(None, "caller_number"),
+    Index(None, "answered_by"),
+    Index(None, "started_at"),
+    Index(None, "queued_at"),
+    Index(None, "ended_at"),
+    Index(None, "disposition"),
+    Index(None, "customer_name"),
+    Index(None, "customer_name_folded"),
+)
+
+interaction_notes = Table(
+    "interaction_notes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("call_id", String(128), ForeignKey("interactions.call_id", ondelete="CASCADE"), nullable=False),
+    Column("author", String(128), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("text", Text, nullable=False),
+    Index(None, "call_id"),
+)

@@ -1,0 +1,261 @@
+"""The interaction log in SQL: the writer's upsert, and the queries behind the
+API and pages (one call, search, outcome, notes, a caller's earlier calls).
+
+Why the upsert reads before it writes: the row in the database may hold parts
+of the call this process never saw (an earlier process, a replayed spill
+file).  Reading the row, :func:`~screenpop.interactions.record.merge`-ing and
+writing the result back makes every write idempotent per call id, so a batch
+retried after an outage — committed or not the first time — changes nothing
+the second time.  Rows whose merge changes nothing are not written at all.
+
+The outcome columns and notes belong to people: the upsert never writes them,
+and the people's writes never touch what the call events own.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import and_, func, or_, select, true, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from screenpop.interactions import validate
+from screenpop.interactions.models import interaction_notes, interactions
+from screenpop.interactions.record import InteractionRecord, Note, canonical_ts, merge
+from screenpop.interactions.rows import UPSERT_COLUMNS, digits, from_row, history_entry, note_from_row, to_row
+from screenpop.interactions.validate import InteractionNotFound, InvalidInput
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DISPOSITIONS = ("resolved", "callback", "escalated", "sale", "complaint", "wrong_number", "no_action")
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    items: list[InteractionRecord]
+    total: int  # matches in all, whatever limit/offset showed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"total": self.total, "items": [r.to_dict() for r in self.items]}
+
+
+def _insert(conn: AsyncConnection):
+    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+
+
+class InteractionStore:
+    def __init__(self, engine: AsyncEngine, dispositions: Sequence[str] = DEFAULT_DISPOSITIONS):
+        if not dispositions:
+            raise ValueError("at least one disposition code is needed")
+        self.engine = engine
+        self.dispositions = tuple(dispositions)
+
+    # ----------------------------------------------------------- the writer
+
+    async def upsert(self, records: Iterable[InteractionRecord]) -> int:
+        """Merge each record with its stored row and write the result, one
+        transaction; returns how many rows changed.  Records of one call
+        within ``records`` are merged first."""
+        batch: dict[str, InteractionRecord] = {}
+        for record in records:
+            batch[record.call_id] = merge(batch[record.call_id], record) if record.call_id in batch else record
+        if not batch:
+            return 0
+        async with self.engine.begin() as conn:
+            query = select(interactions).where(interactions.c.call_id.in_(list(batch)))
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update()
+            stored = {row.call_id: from_row(row) for row in await conn.execute(query)}
+            rows = []
+            for call_id, record in batch.items():
+                old = stored.get(call_id)
+                merged = record if old is None else merge(old, record)
+                row = to_row(merged)
+                if old is None or row != to_row(old):
+                    rows.append(row)
+            if rows:
+                insert = _insert(conn)(interactions)
+                stmt = insert.on_conflict_do_update(
+                    index_elements=[interactions.c.call_id],
+                    set_={name: insert.excluded[name] for name in UPSERT_COLUMNS},
+                )
+                await conn.execute(stmt, rows)
+        return len(rows)
+
+    # ------------------------------------------------------------- reading
+
+    async def get(self, call_id: str) -> InteractionRecord | None:
+        call_id = validate.call_id(call_id)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(interactions).where(interactions.c.call_id == call_id))).first()
+            if row is None:
+                return None
+            notes = await self._notes(conn, [call_id])
+        return _with_notes(from_row(row), notes)
+
+    async def notes(self, call_id: str) -> list[Note]:
+        async with self.engine.connect() as conn:
+            return (await self._notes(conn, [validate.call_id(call_id)])).get(call_id, [])
+
+    async def search(
+        self,
+        *,
+        number: str | None = None,
+        customer: str | None = None,
+        agent: str | None = None,
+        queue: str | None = None,
+        since: datetime | date | str | None = None,
+        until: datetime | date | str | None = None,
+        disposition: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> SearchResult:
+        """Newest first.  ``number``: any digits of the number as received or
+        its E.164 (``912 34 56 78`` finds ``+34912345678``); ``customer``: part
+        of the customer's name (any case) or one of its record keys
+        (``C-17`` or ``sales:C-17``); ``agent``: an agent who answered it (also
+        after a transfer); ``since`` inclusive, ``until`` exclusive, on the
+        call's start; naive times are UTC."""
+        limit, offset = validate.page(limit, offset)
+        c = interactions.c
+        where = []
+        if (term := validate.search_term("number", number)) is not None:
+            d = digits(term)
+            if not d:
+                raise InvalidInput("number", "has no digits")
+            where.append(or_(c.caller_digits.contains(d, autoescape=True), c.caller_e164.contains(d, autoescape=True)))
+        if (term := validate.search_term("customer", customer)) is not None:
+            key = term.replace("|", "/")
+            where.append(
+                or_(
+                    c.customer_name_folded.contains(term.casefold(), autoescape=True),
+                    c.customer_key_list.contains(f":{key}|", autoescape=True),
+                    c.customer_key_list.contains(f"|{key}|", autoescape=True),
+                )
+            )
+        if (term := validate.search_term("agent", agent)) is not None:
+            where.append(c.answered_agents.contains(f"|{term.replace('|', '/')}|", autoescape=True))
+        if (term := validate.search_term("queue", queue)) is not None:
+            where.append(c.queue == term)
+        if (term := validate.search_term("disposition", disposition)) is not None:
+            where.append(c.disposition == term)
+        if (bound := validate.time_bound("since", since)) is not None:
+            where.append(c.started_at >= bound)
+        if (bound := validate.time_bound("until", until)) is not None:
+            where.append(c.started_at < bound)
+        cond = and_(true(), *where)
+        async with self.engine.connect() as conn:
+            total = (await conn.execute(select(func.count()).select_from(interactions).where(cond))).scalar_one()
+            rows = (
+                await conn.execute(
+                    select(interactions)
+                    .where(cond)
+                    .order_by(c.started_at.desc().nulls_last(), c.call_id.desc())
+                    .limit(limit)
+                    .offset(offset)
+                )
+            ).all()
+            notes = await self._notes(conn, [r.call_id for r in rows])
+        return SearchResult([_with_notes(from_row(r), notes) for r in rows], total)
+
+    async def history(
+        self, e164: str, limit: int = 5, *, exclude_call_id: str | None = None, before: datetime | str | None = None
+    ) -> list[dict[str, Any]]:
+        """A caller's earlier calls, newest first, with their outcomes and notes,
+        as the customer card's ``history`` shows them (``exclude_call_id``: the
+        call ringing now)."""
+        if not e164:
+            return []
+        limit, _ = validate.page(limit, 0)
+        c = interactions.c
+        where = [c.caller_e164 == e164]
+        if exclude_call_id:
+            where.append(c.call_id != exclude_call_id)
+        if (bound := validate.time_bound("before", before)) is not None:
+            where.append(c.started_at < bound)
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(interactions).where(*where).order_by(c.started_at.desc().nulls_last(), c.call_id.desc()).limit(limit)
+                )
+            ).all()
+            notes = await self._notes(conn, [r.call_id for r in rows])
+        return [history_entry(_with_notes(from_row(r), notes)) for r in rows]
+
+    # -------------------------------------------------------------- people
+
+    async def set_outcome(
+        self,
+        call_id: str,
+        disposition: str,
+        notes: str | None = None,
+        follow_up: date | str | None = None,
+        by_user: str | None = None,
+        *,
+        create_missing: bool = False,
+    ) -> InteractionRecord:
+        """Record the agent's outcome (a later one replaces an earlier one);
+        ``notes`` become a note by ``by_user``.  Raises InvalidInput /
+        UnknownDisposition with the reason, InteractionNotFound for an unknown
+        call — unless ``create_missing``: the caller knows the call is real
+        (the orchestrator has it) and the writer has not stored it yet; the
+        events merge into that row when they arrive."""
+        call_id = validate.call_id(call_id)
+        outcome = validate.outcome(disposition, notes, follow_up, by_user, self.dispositions)
+        now = datetime.now(timezone.utc)
+        values = {"disposition": outcome.disposition, "follow_up": outcome.follow_up, "outcome_by": outcome.by, "outcome_at": now}
+        async with self.engine.begin() as conn:
+            if create_missing:
+                insert = _insert(conn)(interactions)
+                row = {**to_row(InteractionRecord(call_id=call_id)), **values}
+                await conn.execute(insert.on_conflict_do_update(index_elements=[interactions.c.call_id], set_=values), [row])
+            else:
+                result = await conn.execute(update(interactions).where(interactions.c.call_id == call_id).values(**values))
+                if result.rowcount == 0:
+                    raise InteractionNotFound(call_id)
+            if outcome.notes:
+                await self._add_note(conn, call_id, outcome.by, outcome.notes, now)
+        log.info("interaction outcome set call_id=%s disposition=%s by=%s", call_id, outcome.disposition, outcome.by)
+        record = await self.get(call_id)
+        assert record is not None
+        return record
+
+    async def add_note(self, call_id: str, author: str, text: str) -> Note:
+        call_id = validate.call_id(call_id)
+        author, text = validate.note(author, text)
+        async with self.engine.begin() as conn:
+            exists = (await conn.execute(select(interactions.c.call_id).where(interactions.c.call_id == call_id))).first()
+            if exists is None:
+                raise InteractionNotFound(call_id)
+            note = await self._add_note(conn, call_id, author, text, datetime.now(timezone.utc))
+        log.info("interaction note added call_id=%s author=%s chars=%d", call_id, author, len(text))
+        return note
+
+    # ------------------------------------------------------------- helpers
+
+    async def _add_note(self, conn: AsyncConnection, call_id: str, author: str, text: str, now: datetime) -> Note:
+        result = await conn.execute(
+            interaction_notes.insert().values(call_id=call_id, author=author, text=text, created_at=now)
+        )
+        return Note(id=result.inserted_primary_key[0], call_id=call_id, author=author, text=text, created_at=canonical_ts(now))
+
+    async def _notes(self, conn: AsyncConnection, call_ids: list[str]) -> dict[str, list[Note]]:
+        out: dict[str, list[Note]] = {}
+        if not call_ids:
+            return out
+        n = interaction_notes.c
+        rows = await conn.execute(select(interaction_notes).where(n.call_id.in_(call_ids)).order_by(n.created_at, n.id))
+        for row in rows:
+            out.setdefault(row.call_id, []).append(note_from_row(row))
+        return out
+
+
+def _with_notes(record: InteractionRecord, notes: dict[str, list[Note]]) -> InteractionRecord:
+    found = notes.get(record.call_id)
+    if not found:
+        return record
+    return dataclasses.replace(record, notes=tuple(found))

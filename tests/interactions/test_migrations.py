@@ -1,0 +1,90 @@
+"""Alembic migrations on both engines: the migrated schema is exactly the
+models (autogenerate finds nothing to do), upgrading again does nothing,
+concurrent upgrades on PostgreSQL are serialized, and the CLI prints every
+revision it applies."""
+from __future__ import annotations
+
+import asyncio
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+
+from screenpop.cli import main
+from screenpop.db import create_engine, metadata
+from screenpop.interactions.migrate import current_revisions, head_revisions, migrate
+from screenpop.interactions.models import interaction_notes, interactions
+
+OURS = {interactions.name, interaction_notes.name}
+
+
+def _diff(sync_conn):
+    def include(obj, name, type_, reflected, compare_to):
+        table = obj if type_ == "table" else getattr(obj, "table", None)
+        # Only the interaction log's tables: other packages' tables arrive
+        # with their own revisions and are checked by their own tests.
+        return table is None or table.name in OURS
+
+    context = MigrationContext.configure(sync_conn, opts={"compare_type": True, "include_object": include})
+    return compare_metadata(context, metadata)
+
+
+async def test_migrated_schema_equals_the_models(dsn):
+    lines: list[str] = []
+    applied = await migrate(dsn, progress=lines.append)
+    assert applied[0] == "0001_interactions"
+    assert any("revision=0001_interactions" in line for line in lines)
+    engine = create_engine(dsn)
+    try:
+        async with engine.connect() as conn:
+            assert await conn.run_sync(_diff) == []
+            tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+            assert OURS <= tables
+            fks = await conn.run_sync(lambda c: inspect(c).get_foreign_keys("interaction_notes"))
+            assert fks[0]["name"] == "fk_interaction_notes_call_id_interactions"
+    finally:
+        await engine.dispose()
+    assert await migrate(dsn) == []  # safe at every start
+    assert await current_revisions(dsn) == head_revisions()
+
+
+async def test_concurrent_upgrades_on_postgresql_apply_once(pg_dsn):
+    results = await asyncio.gather(*(migrate(pg_dsn) for _ in range(3)))
+    first, *others = sorted(results, key=len, reverse=True)
+    assert first[0] == "0001_interactions" and others == [[], []]
+    assert await current_revisions(pg_dsn) == head_revisions()
+
+
+async def test_concurrent_upgrades_from_separate_processes(pg_dsn):
+    import sys
+
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "screenpop.cli", "db", "upgrade", "--dsn", pg_dsn,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        for _ in range(3)
+    ]
+    outputs = [await p.communicate() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outputs
+    applied = [out.decode() for out, _ in outputs if b"revision=0001_interactions doc=" in out]
+    assert len(applied) == 1  # one process migrated, the others found it done
+    assert await current_revisions(pg_dsn) == head_revisions()
+
+
+def test_cli_db_upgrade_prints_each_revision(tmp_path, capsys):
+    config = tmp_path / "screenpop.toml"
+    config.write_text(f'[storage]\ndsn = "sqlite+aiosqlite:///{tmp_path}/log.sqlite3"\n')
+    assert main(["db", "upgrade", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "migration applied step=upgrade revision=0001_interactions" in out
+    assert "database at head, 0 revision(s)" not in out
+    assert main(["db", "upgrade", "--config", str(config)]) == 0
+    assert "0 revision(s) applied" in capsys.readouterr().out
+    assert main(["db", "current", "--config", str(config)]) == 0
+    assert "up to date" in capsys.readouterr().out
+
+
+def test_cli_db_upgrade_reports_an_unreachable_database(capsys):
+    assert main(["db", "upgrade", "--dsn", "postgresql+asyncpg://root@127.0.0.1:1/nowhere"]) == 1
+    assert "migration failed" in capsys.readouterr().err
