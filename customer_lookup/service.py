@@ -321,7 +321,8 @@ class LookupService:
             for person in persons:
                 person.history = history
         status = KNOWN if len(persons) == 1 else MULTIPLE if persons else UNKNOWN
-        return self._card(status, caller_number, phone, persons, dict(statuses))
+        ordered = {name: statuses[name] for name in self.sources if name in statuses}  # as configured, not as answered
+        return self._card(status, caller_number, phone, persons, ordered)
 
     async def _store(self, key: str, card: CustomerCard) -> None:
         try:
