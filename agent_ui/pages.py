@@ -11,8 +11,9 @@ What the app must provide (see ``add_page_routes``):
 
 * ``request["user"]``: the logged-in user (any object or mapping with
   ``username``, ``role``, ``agent_id``, ``display_name``), or absent/None;
-* ``request["csrf_token"]``: the session's CSRF token (sent back by the JS
-  as ``X-CSRF-Token``), or absent on public pages;
+* ``request["csrf_token"]`` (or ``request["session"].csrf_token``): the
+  session's CSRF token, sent back by the JS as ``X-CSRF-Token``; absent on
+  public pages;
 * optionally ``request["dispositions"]`` / ``request["create_contact_url"]``
   to override the app-wide ``PageSettings`` stored under ``SETTINGS``.
 
@@ -166,12 +167,19 @@ def normalize_dispositions(value: Any) -> list[tuple[str, str]]:
     return out
 
 
+def csrf_of(request: web.Request) -> str:
+    """``request["csrf_token"]``, else the token of ``request["session"]`` (the
+    auth middleware's session object), else empty (public pages)."""
+    token = request.get("csrf_token") or getattr(request.get("session"), "csrf_token", None)
+    return str(token) if token else ""
+
+
 def page_context(request: web.Request, **extra: Any) -> dict[str, Any]:
     settings = request.app.get(SETTINGS) or PageSettings()
     create_contact_url = request.get("create_contact_url", settings.create_contact_url)
     return {
         "user": user_view(request.get("user")),
-        "csrf_token": request.get("csrf_token") or "",
+        "csrf_token": csrf_of(request),
         "dispositions": normalize_dispositions(request.get("dispositions", settings.dispositions)),
         "create_contact_url": create_contact_url or "",
         **extra,

@@ -6,7 +6,7 @@
 // their records, so every field is optional and every list may turn out to
 // be a string: odd data renders as text, it never throws.
 
-import { el, text, longText, plain } from './dom.js';
+import { el, append, text, longText, plain } from './dom.js';
 import { money, dateTime, date, amountValue, number } from './format.js';
 
 const MISSING = new Set(['timeout', 'error', 'skipped', 'pending']);
@@ -22,6 +22,10 @@ export function renderCard(card, opts = {}) {
     return root;
   }
   root.dataset.status = String(card.status || '');
+  // What is missing goes first: the agent must know the card is incomplete
+  // before reading "no open tickets" as a fact.
+  const missing = renderMissing(card);
+  if (missing) root.append(missing);
   const persons = Array.isArray(card.persons) ? card.persons.filter((p) => p && typeof p === 'object') : [];
 
   if (card.status === 'known' && persons.length) {
@@ -36,8 +40,6 @@ export function renderCard(card, opts = {}) {
   } else {
     root.append(renderNewCaller(card, opts));
   }
-  const missing = renderMissing(card);
-  if (missing) root.append(missing);
   return root;
 }
 
@@ -99,7 +101,9 @@ function renderPerson(person, opts) {
       person.email && longText(person.email, 'email'))));
 
   const grid = el('div', { class: 'card-grid' });
-  grid.append(
+  // The dom.js append skips the sections a person does not have (null);
+  // the native one would print them as the word "null".
+  append(grid,
     renderBilling(person.billing),
     renderSales(person.sales, person.billing),
     renderSupport(person.support),
@@ -216,15 +220,30 @@ function renderHistory(history, opts) {
   return section('history-section', 'Earlier calls', rows('history', history, (call) => historyLine(call, opts), ''));
 }
 
+// One earlier call (screenpop/interactions/rows.py history_entry): when,
+// who answered, how it ended, its outcome and notes; the time links to the
+// call's page (new tab: the agent may be on the phone).
 function historyLine(call, opts) {
   const label = opts.dispositionLabel || ((code) => code);
-  const when = pick(call, 'ended_at', 'queued_at', 'answered_at');
+  const when = pick(call, 'started_at', 'queued_at', 'answered_at', 'ended_at');
+  const stamp = when ? el('time', { datetime: String(when) }, dateTime(when)) : text('earlier call', 'muted');
+  const notes = notesText(call.notes);
   return el('span', { class: 'history-call' },
-    joinParts(when && el('time', { datetime: String(when) }, dateTime(when)),
+    joinParts(call.call_id ? el('a', { href: `/interactions/${encodeURIComponent(String(call.call_id))}`, target: '_blank', rel: 'noopener' }, stamp) : stamp,
       call.answered_by ? text(`agent ${plain(call.answered_by, 32)}`, 'agent') : text('not answered', 'agent muted'),
       call.end_reason && text(plain(call.end_reason, 40), 'end-reason'),
-      call.disposition && text(label(String(call.disposition)), 'disposition')),
-    call.notes && longText(plain(call.notes, 500), 'history-notes muted', 'div'));
+      call.disposition && text(label(String(call.disposition)), 'disposition'),
+      call.follow_up && text(`follow up ${date(call.follow_up)}`, 'follow-up')),
+    notes && longText(notes, 'history-notes muted', 'div'));
+}
+
+// Notes arrive as a list of {author, text, created_at} (or, from an older
+// record, one string): shown as one clamped line, newest last.
+function notesText(notes) {
+  if (Array.isArray(notes)) {
+    return notes.map((n) => (n && typeof n === 'object' ? plain(n.text ?? '', 500) : plain(n, 500))).filter(Boolean).join(' · ');
+  }
+  return notes ? plain(notes, 500) : '';
 }
 
 function renderExtra(extra) {
@@ -240,11 +259,19 @@ function renderExtra(extra) {
   return section('extra-section', 'Other details', list);
 }
 
+// Names of the sources that did not answer (card.missing_sources, or worked
+// out from card.sources for a card that lacks the list).
+export function missingSources(card) {
+  if (!card || typeof card !== 'object') return [];
+  if (Array.isArray(card.missing_sources)) return card.missing_sources.map(String);
+  const sources = card.sources && typeof card.sources === 'object' ? card.sources : {};
+  return Object.keys(sources).filter((name) => sources[name] && MISSING.has(sources[name].status));
+}
+
 // "billing: timeout (deadline 150 ms)": a gap on the card is always explained.
 function renderMissing(card) {
   const sources = card.sources && typeof card.sources === 'object' ? card.sources : {};
-  let names = Array.isArray(card.missing_sources) ? card.missing_sources : null;
-  if (!names) names = Object.keys(sources).filter((name) => sources[name] && MISSING.has(sources[name].status));
+  const names = missingSources(card);
   if (!names.length) return null;
   const list = el('ul', { class: 'missing-list' });
   for (const name of names) {

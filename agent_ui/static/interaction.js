@@ -5,10 +5,10 @@
 // Expected answer: the interaction record (InteractionRecord.to_dict():
 // call_id, caller_number, caller_e164, customer_name, queue, agents_rung,
 // answered_by, transfers, queued_at, answered_at, ended_at, wait_seconds,
-// talk_seconds, end_reason, disposition, notes, follow_up, outcome_by,
-// outcome_at) plus `note_list`: [{author, created_at, text}], oldest first.
-// `notes` is the outcome's own text; a `notes` that is a list is taken as the
-// note list, for an API that chose that shape.
+// talk_seconds, end_reason, disposition, follow_up, outcome_by, outcome_at,
+// and `notes`: [{id, author, text, created_at}], oldest first).  The outcome
+// form's notes are stored as one more note by the server, so after a save
+// the note list is redrawn from the answer and the form's notes emptied.
 
 import { el, text, longText, byId, clear, plain } from './dom.js';
 import { dateTime, date, duration } from './format.js';
@@ -51,12 +51,13 @@ async function load() {
 }
 
 function noteListOf(data) {
-  for (const candidate of [data.note_list, data.notes_list, data.interaction && data.interaction.note_list, data.notes]) {
+  for (const candidate of [data.notes, data.note_list, data.interaction && data.interaction.notes]) {
     if (Array.isArray(candidate)) return candidate;
   }
   return [];
 }
 
+// An older API shape kept the outcome's notes as one string on the record.
 function outcomeNotes(r) {
   return typeof r.notes === 'string' ? r.notes : '';
 }
@@ -143,8 +144,10 @@ function showNoteError(message) {
 const outcome = new OutcomeForm(byId('outcome-form'), {
   onSaved: (id, data) => {
     // The API answers with the updated interaction; without one, show what we sent.
-    const values = data && typeof data === 'object' && 'disposition' in data ? data : { ...outcome.body(), outcome_by: author };
+    const answered = data && typeof data === 'object' && 'disposition' in data;
+    const values = answered ? data : { ...outcome.body(), outcome_by: author };
     showOutcome(values);
+    if (answered && Array.isArray(data.notes)) renderNotes(data.notes);
     saved.hidden = false;
     setTimeout(() => { saved.hidden = true; }, 4000);
     outcome.open(id, { disposition: values.disposition, notes: outcomeNotes(values), follow_up: values.follow_up });

@@ -8,7 +8,7 @@
 
 import { el, text, longText, plain } from './dom.js';
 import { dateTime } from './format.js';
-import { renderCard } from './card.js';
+import { renderCard, missingSources } from './card.js';
 
 const STATE_LABEL = {
   ringing: 'Ringing',
@@ -85,6 +85,7 @@ function renderHeader(call, focused, actions) {
     longText(number || 'Withheld', 'pop-caller-number'),
     caller.name && longText(caller.name, 'pop-caller-name muted')),
   el('span', { class: 'pop-who' }, longText(who.text, 'pop-summary'), who.vip && el('span', { class: 'badge badge-vip' }, 'VIP')),
+  missingBadge(call.card),
   call.queue && el('span', { class: 'pop-queue muted' }, 'queue ', text(call.queue, 'queue-name')));
   header.append(main);
 
@@ -95,6 +96,14 @@ function renderHeader(call, focused, actions) {
     header.append(el('button', { type: 'button', class: 'pop-close', onclick: () => actions.onClose(call) }, 'Close'));
   }
   return header;
+}
+
+// Visible even on a folded pop: "2 sources missing", names in the tooltip.
+function missingBadge(card) {
+  const names = missingSources(card);
+  if (!names.length) return null;
+  return el('span', { class: 'badge badge-missing', title: names.join(', ') },
+    names.length === 1 ? `${plain(names[0], 40)} missing` : `${names.length} sources missing`);
 }
 
 // Notes other people added to this call while it was in progress.

@@ -3,9 +3,9 @@
 //
 // The form is a plain GET form, so the search lives in the address bar:
 // reloading, bookmarking or sending the link to a colleague repeats it,
-// page included (offset).  We ask for one row more than a page to know
-// whether an older page exists without needing a total count from the
-// server.  Every cell is filled with textContent.
+// page included (offset).  The API's `total` gives "of N"; we also ask for
+// one row more than a page, so "Older" works even without a total.  Every
+// cell is filled with textContent.
 
 import { el, text, longText, clear, byId, plain } from './dom.js';
 import { dateTime, date, duration } from './format.js';
@@ -68,10 +68,11 @@ async function search() {
   const all = result.data && Array.isArray(result.data.items) ? result.data.items.filter((i) => i && typeof i === 'object') : [];
   const items = all.slice(0, PAGE);
   for (const item of items) tbody.append(row(item));
-  const more = all.length > PAGE;
+  const total = result.data && Number.isInteger(result.data.total) ? result.data.total : null;
+  const more = all.length > PAGE || (total !== null && offset + items.length < total);
   statusLine.textContent = items.length === 0
     ? (offset ? 'No more calls.' : 'No calls match.')
-    : `Calls ${offset + 1}–${offset + items.length}, newest first.`;
+    : `Calls ${offset + 1}–${offset + items.length}${total !== null ? ` of ${total}` : ''}, newest first.`;
   setPager(more);
 }
 
@@ -94,8 +95,18 @@ function row(item) {
     el('td', { class: 'col-num' }, item.talk_seconds != null ? duration(item.talk_seconds) : ''),
     el('td', { class: 'col-end' }, text(item.end_reason || '')),
     el('td', { class: 'col-disposition' }, text(item.disposition ? dispositionLabel(dispositionSelect, String(item.disposition)) : '', 'disposition')),
-    el('td', { class: 'col-notes' }, longText(typeof item.notes === 'string' ? plain(item.notes, 500) : '', 'notes')),
+    el('td', { class: 'col-notes' }, longText(latestNote(item.notes), 'notes')),
     el('td', { class: 'col-follow-up' }, item.follow_up ? date(item.follow_up) : ''));
+}
+
+// The record's notes are a list of {author, text, created_at}, oldest
+// first: the table shows the newest and how many there are.
+function latestNote(notes) {
+  if (typeof notes === 'string') return plain(notes, 500);
+  if (!Array.isArray(notes) || !notes.length) return '';
+  const last = notes[notes.length - 1];
+  const body = plain(last && typeof last === 'object' ? last.text : last, 500);
+  return notes.length > 1 ? `${body} (+${notes.length - 1} earlier)` : body;
 }
 
 form.addEventListener('submit', (event) => {
