@@ -48,7 +48,8 @@ class Recorded:
 
 @dataclass
 class StubService:
-    user: User = field(default_factory=User)
+    user: User | None = field(default_factory=User)  # None: nobody logged in yet
+    password: str = "correct horse"
     interactions: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
     client_frames: list[dict[str, Any]] = field(default_factory=list)
@@ -68,8 +69,9 @@ class StubService:
     def app(self) -> web.Application:
         @web.middleware
         async def stand_in_auth(request: web.Request, handler):
-            request["user"] = self.user
-            request["csrf_token"] = CSRF
+            if self.user is not None:
+                request["user"] = self.user
+                request["csrf_token"] = CSRF
             if request.path.startswith("/api/"):
                 body = None
                 if request.can_read_body:
@@ -77,7 +79,9 @@ class StubService:
                     body = json.loads(raw) if raw else None
                 request["body"] = body
                 self.requests.append(Recorded(request.method, request.path, dict(request.query), request.headers.get("X-CSRF-Token"), body))
-                if request.method not in ("GET", "HEAD") and request.headers.get("X-CSRF-Token") != CSRF:
+                if self.user is None and request.path != "/api/v1/session":
+                    return web.json_response({"error": "log in first"}, status=401)
+                if self.user is not None and request.method not in ("GET", "HEAD") and request.headers.get("X-CSRF-Token") != CSRF:
                     return web.json_response({"error": "missing or wrong CSRF token"}, status=403)
             return await handler(request)
 
@@ -89,6 +93,7 @@ class StubService:
         app.router.add_get("/ws", self.websocket)
         app.router.add_get("/api/v1/pops", self.pops)
         app.router.add_get("/api/v1/config/ui", self.ui_config)
+        app.router.add_post("/api/v1/session", self.login)
         app.router.add_delete("/api/v1/session", self.logout)
         app.router.add_get("/api/v1/interactions", self.search)
         app.router.add_get("/api/v1/interactions/{call_id}", self.get_one)
@@ -97,6 +102,8 @@ class StubService:
         return app
 
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
+        if self.user is None:
+            return web.json_response({"error": "log in first"}, status=401)
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         await ws.send_str(json.dumps({"type": "hello", "user": {"username": self.user.username, "role": self.user.role, "agent_id": self.user.agent_id}, "server_time": now(), "protocol": 1}))
@@ -110,7 +117,15 @@ class StubService:
             self.sockets.remove(ws)
         return ws
 
+    async def login(self, request: web.Request) -> web.Response:
+        body = request["body"] or {}
+        if body.get("username") != "ana" or body.get("password") != self.password:
+            return web.json_response({"error": "wrong user name or password"}, status=401)
+        self.user = User()
+        return web.json_response({"user": {"username": "ana", "role": "agent", "agent_id": "1001", "display_name": "Ana Agent"}, "csrf_token": CSRF})
+
     async def logout(self, request: web.Request) -> web.Response:
+        self.user = None
         return web.Response(status=204)
 
     async def pops(self, request: web.Request) -> web.Response:
