@@ -56,6 +56,7 @@ EVENT_FIELDS = (
 LOOKUP_FIELDS = ("caller_e164", "customer_name", "customer_keys", "card_status", "lookup_at")
 # ... and the agent's outcome form these (never touched by an upsert).
 OUTCOME_FIELDS = ("disposition", "follow_up", "outcome_by", "outcome_at")
+CARD_STATUSES = ("known", "multiple", "unknown", "withheld")
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,8 +272,10 @@ def lookup_from_card(card: Any) -> dict[str, Any]:
     record key finds an ambiguous call too."""
     get = (lambda k: card.get(k)) if isinstance(card, dict) else (lambda k: getattr(card, k, None))
     persons = get("persons") or []
-    pget = (lambda p, k: p.get(k)) if persons and isinstance(persons[0], dict) else (lambda p, k: getattr(p, k, None))
     status = get("status")
+    if status not in CARD_STATUSES or not isinstance(persons, (list, tuple)):
+        raise ValueError(f"not a customer card: status={status!r} persons={type(persons).__name__}")
+    pget = (lambda p, k: p.get(k)) if persons and isinstance(persons[0], dict) else (lambda p, k: getattr(p, k, None))
     keys: dict[str, list[str]] = {}
     for person in persons:
         for source, values in (pget(person, "keys") or {}).items():
