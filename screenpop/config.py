@@ -76,6 +76,20 @@ class StorageSettings:
 
 
 @dataclass(slots=True)
+class InteractionSettings:
+    """The interaction log: the outcome codes agents pick from, and how the
+    writer queues while the database is unreachable."""
+
+    dispositions: list[str] = field(
+        default_factory=lambda: ["resolved", "callback", "escalated", "sale", "complaint", "wrong_number", "no_action"]
+    )
+    spill_path: str = "var/interactions-spill.jsonl"  # empty: no spill file, records dropped past max_pending
+    max_pending: int = 10000
+    batch_size: int = 200
+    flush_interval: float = 0.2
+
+
+@dataclass(slots=True)
 class BusSettings:
     redis_url: str = ""  # empty: the in-process bus
 
@@ -101,6 +115,7 @@ class Settings:
     lookup: LookupSettings = field(default_factory=LookupSettings)
     sources: list[SourceSettings] = field(default_factory=list)
     storage: StorageSettings = field(default_factory=StorageSettings)
+    interactions: InteractionSettings = field(default_factory=InteractionSettings)
     bus: BusSettings = field(default_factory=BusSettings)
     web: WebSettings = field(default_factory=WebSettings)
     billing: BillingSettings = field(default_factory=BillingSettings)
@@ -241,6 +256,11 @@ def _check(settings: Settings) -> None:
             raise ConfigError(f"sources[{i}] ({source.name}): a sql source needs dsn, phones_query and record_query")
         if source.kind == "http" and not source.url:
             raise ConfigError(f"sources[{i}] ({source.name}): an http source needs url")
+    codes = settings.interactions.dispositions
+    if not codes or len(set(codes)) != len(codes) or not all(c.strip() and len(c) <= 64 for c in codes):
+        raise ConfigError("interactions.dispositions must be a non-empty list of distinct codes of 1 to 64 characters")
+    if settings.interactions.max_pending < 1 or settings.interactions.batch_size < 1 or settings.interactions.flush_interval <= 0:
+        raise ConfigError("interactions.max_pending and batch_size must be >= 1, flush_interval > 0")
     if not 0 < settings.ami.port < 65536 or not 0 <= settings.web.port < 65536:
         raise ConfigError("ports must be between 1 and 65535")
     if settings.ami.reconnect_min <= 0 or settings.ami.reconnect_max < settings.ami.reconnect_min:
