@@ -1,0 +1,58 @@
+"""Turn whatever a driver returns into values ``json.dumps`` accepts.
+
+A record travels over the bus, into the cache and to browsers, so it must be
+plain JSON.  The choices, made once here so every adapter agrees:
+
+* ``Decimal`` -> ``str`` (``Decimal('125.40')`` -> ``"125.40"``): money is
+  never turned into a float, and the scale the database keeps is preserved.
+* aware ``datetime`` -> UTC ``"YYYY-MM-DDTHH:MM:SS.ffffffZ"``, the format the
+  rest of screenpop writes (pushed balances compare these strings); naive
+  ``datetime`` -> ``isoformat()`` unchanged, since its zone is unknown.
+* ``date``/``time`` -> ``isoformat()``; ``timedelta`` -> seconds (float).
+* ``UUID`` -> canonical string; ``bytes`` -> text when valid UTF-8, else hex.
+* non-finite floats -> None (JSON has no NaN); anything else unknown -> str.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+import uuid
+from decimal import Decimal
+from typing import Any
+
+UTC_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None and value.utcoffset() is not None:
+            return value.astimezone(dt.timezone.utc).strftime(UTC_FORMAT)
+        return value.isoformat()
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raw = bytes(value)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return raw.hex()
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonable(v) for v in value]
+    return str(value)
+
+
+def jsonable_row(mapping: Any) -> dict[str, Any]:
+    """A result row as a dict; a repeated column name keeps its last value."""
+    return {str(k): jsonable(v) for k, v in mapping.items()}
