@@ -18,7 +18,8 @@ import { duration } from './format.js';
 import { renderPop, callerNumber, summary } from './pops.js';
 import { OutcomeForm, dispositionLabel } from './outcome.js';
 import { LiveSocket, socketURL } from './socket.js';
-import { getJSON } from './api.js';
+import { getJSON, sessionAlive, loginURL } from './api.js';
+import { saveWrapups, loadWrapups } from './persist.js';
 import { uiConfig, ensureDispositions } from './ui-config.js';
 
 const desk = byId('agent-desk');
@@ -34,6 +35,7 @@ const wrapupBox = byId('wrapup');
 const wrapupCaller = byId('wrapup-caller');
 
 const dispositionSelect = byId('outcome-disposition');
+const agentId = desk.dataset.agentId || '';
 
 const calls = new Map();
 let focusedId = null;
@@ -97,6 +99,7 @@ function computeStatus() {
 const STATUS_LABEL = { ready: 'Ready', ringing: 'Ringing', 'on-call': 'On call', 'wrap-up': 'Wrap-up' };
 
 function updateStatus() {
+  saveWrapups(agentId, [...calls.values()]);
   status = computeStatus();
   statusBar.dataset.status = status;
   statusLabel.textContent = STATUS_LABEL[status];
@@ -319,11 +322,29 @@ function onSocketState(state, info) {
   if (state === 'open') return; // connected only once the server says hello
   connected = false;
   if (state === 'reconnecting') {
+    if (info.attempt >= 2) checkSession();
     banner.hidden = false;
     clear(banner).append(el('strong', {}, 'Connection lost. '), `Reconnecting in ${Math.max(1, Math.round(info.delayMs / 1000))} s…`);
   } else if (state === 'connecting' && info.reconnect) {
     banner.hidden = false;
     clear(banner).append(el('strong', {}, 'Connection lost. '), 'Reconnecting…');
+  }
+}
+
+// Two failed reconnects in a row: perhaps the session expired (the socket
+// cannot tell a 401 from a dead server).  Wrap-ups are in sessionStorage,
+// so they are still owed after logging in again.
+let checking = false;
+async function checkSession() {
+  if (checking) return;
+  checking = true;
+  try {
+    if (!(await sessionAlive())) {
+      socket.stop();
+      location.assign(loginURL());
+    }
+  } finally {
+    checking = false;
   }
 }
 
@@ -350,6 +371,8 @@ window.screenpop = Object.freeze({
   reconnect() { socket.ws && socket.ws.close(4001, 'asked from the console'); },
 });
 
+for (const call of loadWrapups(agentId)) calls.set(call.call_id, call);
+refocus();
 drawAll();
 updateStatus();
 socket.start();

@@ -49,6 +49,19 @@ export const putJSON = (url, body) => request('PUT', url, body);
 export const deleteJSON = (url) => request('DELETE', url);
 export const postJSON = (url, body) => request('POST', url, body);
 
+// Whether the session still holds: a WebSocket cannot see the 401 that
+// refused its upgrade, so after failed reconnects the desktop asks here and
+// goes to the login page instead of retrying forever.  Network errors count
+// as "alive" (the server is just down: keep retrying).
+export async function sessionAlive() {
+  const result = await getJSON('/api/v1/session');
+  return result.status !== 401;
+}
+
+export function loginURL() {
+  return `/login?next=${encodeURIComponent(location.pathname + location.search)}`;
+}
+
 // Path segment for a call id: ids come from Asterisk ("1795383229.38") but
 // are data, so they are encoded rather than trusted.
 export function callPath(callId) {

@@ -79,7 +79,7 @@ class StubService:
                     body = json.loads(raw) if raw else None
                 request["body"] = body
                 self.requests.append(Recorded(request.method, request.path, dict(request.query), request.headers.get("X-CSRF-Token"), body))
-                if self.user is None and request.path != "/api/v1/session":
+                if self.user is None and (request.method, request.path) != ("POST", "/api/v1/session"):
                     return web.json_response({"error": "log in first"}, status=401)
                 if self.user is not None and request.method not in ("GET", "HEAD") and request.headers.get("X-CSRF-Token") != CSRF:
                     return web.json_response({"error": "missing or wrong CSRF token"}, status=403)
@@ -94,6 +94,7 @@ class StubService:
         app.router.add_get("/api/v1/pops", self.pops)
         app.router.add_get("/api/v1/config/ui", self.ui_config)
         app.router.add_post("/api/v1/session", self.login)
+        app.router.add_get("/api/v1/session", self.session)
         app.router.add_delete("/api/v1/session", self.logout)
         app.router.add_get("/api/v1/interactions", self.search)
         app.router.add_get("/api/v1/interactions/{call_id}", self.get_one)
@@ -123,6 +124,9 @@ class StubService:
             return web.json_response({"error": "wrong user name or password"}, status=401)
         self.user = User()
         return web.json_response({"user": {"username": "ana", "role": "agent", "agent_id": "1001", "display_name": "Ana Agent"}, "csrf_token": CSRF})
+
+    async def session(self, request: web.Request) -> web.Response:
+        return web.json_response({"user": {"username": self.user.username}, "csrf_token": CSRF})
 
     async def logout(self, request: web.Request) -> web.Response:
         self.user = None

@@ -189,3 +189,40 @@ async def test_connection_loss_shows_a_banner_and_reconnects(page, stub):
     await page.wait_for_function("() => window.screenpop.hellos === 2", timeout=10000)
     await page.wait_for_selector("#conn-banner", state="hidden")
     assert page.script_errors == []
+
+
+async def answered_then_ended(page, stub, call_id: str) -> None:
+    await stub.send(pop(call_id, "+34 912 34 56 78", known_card()))
+    await stub.send({"type": "call", "call_id": call_id, "event": "answered", "agent": "1001", "ts": now()})
+    await wait_status(page, "on-call")
+    await stub.send({"type": "call", "call_id": call_id, "event": "ended", "reason": "completed", "ts": now()})
+    await wait_status(page, "wrap-up")
+
+
+async def test_wrap_up_survives_a_reload_until_the_outcome_is_saved(page, stub):
+    await page.goto("/")
+    await page.wait_for_function("() => window.screenpop && window.screenpop.connected", timeout=10000)
+    await answered_then_ended(page, stub, "5.5")
+    await page.reload()
+    await page.wait_for_function("() => window.screenpop && window.screenpop.connected", timeout=10000)
+    assert await status(page) == "wrap-up"
+    assert await page.is_visible("#wrapup")
+    assert await page.text_content(".pop[data-call-id='5.5'] .customer-name") == HOSTILE_NAME
+    await page.select_option("#outcome-disposition", "complaint")
+    await page.click("#outcome-submit")
+    await wait_status(page, "ready")
+    assert stub.recorded("PUT", "/api/v1/interactions/5.5/outcome")[0].body["disposition"] == "complaint"
+    await page.reload()
+    await page.wait_for_function("() => window.screenpop && window.screenpop.connected", timeout=10000)
+    assert await status(page) == "ready" and await page.locator(".pop").count() == 0
+    assert page.script_errors == []
+
+
+async def test_an_expired_session_sends_the_agent_to_the_login_page(page, stub):
+    await page.goto("/")
+    await page.wait_for_function("() => window.screenpop && window.screenpop.connected", timeout=10000)
+    stub.user = None  # the session ends on the server: sockets are refused from now on
+    for ws in list(stub.sockets):
+        await ws.close()
+    await page.wait_for_url("**/login?next=%2F", timeout=15000)
+    assert page.script_errors == []
