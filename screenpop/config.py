@@ -54,6 +54,14 @@ class AgentSettings:
 class LookupSettings:
     default_region: str = "ES"
     deadline_ms: int = 150
+    late_ms: int = 3000  # how much longer a slow source may still deliver a card update
+    cache_fresh_seconds: float = 60.0  # older cached cards are served, then refreshed in the background
+    cache_ttl_seconds: float = 3600.0  # older cached cards are gone
+    cache_max_entries: int = 50_000  # in-process cache only
+    index_refresh_seconds: float = 900.0  # full rebuild of each source's phone index; 0: only at start
+    breaker_failures: int = 3  # consecutive failures that open a source's circuit
+    breaker_cooldown_seconds: float = 15.0  # how long an open circuit skips the source
+    redis_prefix: str = "screenpop:"  # keys of the shared index, card cache and balances (with [bus] redis_url)
 
 
 @dataclass(slots=True)
