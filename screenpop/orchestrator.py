@@ -233,6 +233,12 @@ class Orchestrator:
             log.exception("delivery failed agent=%s type=%s call_id=%s", agent, message.get("type"), message.get("call_id"))
 
 
+def _customer_name(card: CustomerCard | None) -> str | None:
+    if card is None or card.person is None:
+        return None
+    return card.person.name or card.person.company
+
+
 def _epoch(ts: str) -> float:
     try:
         return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()

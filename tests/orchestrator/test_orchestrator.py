@@ -146,3 +146,22 @@ async def test_reconnecting_agent_gets_the_pops_of_calls_in_progress():
     (pop,) = orchestrator.pops_for("1001")
     assert pop["state"] == "answered" and pop["call_id"] == "1795383106.0"
     assert orchestrator.pops_for("1002") == []
+
+
+async def test_calls_snapshot_lists_calls_in_progress_with_their_agents():
+    delivery = Recorder()
+    orchestrator = Orchestrator(InMemoryLookup(), delivery)
+    events = list(replay([(FIXTURES / "support_answered.ami").read_bytes()]))
+    answered = next(i for i, e in enumerate(events) if e.type == "call.answered")
+    for event in events[: answered + 1]:
+        orchestrator.handle(event)
+    await orchestrator.drain()
+    (call,) = orchestrator.calls_snapshot()
+    agent = events[answered].agent
+    assert call["call_id"] == events[0].call_id and call["state"] == "answered"
+    assert call["answered_by"] == agent and agent in call["agents"]
+    assert call["customer"] == f"Customer {events[0].caller_number}"
+    for event in events[answered + 1:]:
+        orchestrator.handle(event)
+    await orchestrator.drain()
+    assert orchestrator.calls_snapshot() == []
