@@ -110,6 +110,22 @@ class Orchestrator:
         """The pops an agent's screen should show right now (reconnect replay)."""
         return [self._pop_message(c, agent_id) for c in self.calls.values() if agent_id in c.popped and not c.ended]
 
+    def calls_snapshot(self) -> list[dict[str, Any]]:
+        """Calls in progress, for the API: who is calling, where, whose screens show it."""
+        out = []
+        for call in self.calls.values():
+            if call.ended:
+                continue
+            agents = set(call.popped) | ({call.answered_by} if call.answered_by else set())
+            out.append({
+                "call_id": call.call_id, "queue": call.queue,
+                "caller": {"number": call.caller_number, "name": call.caller_name},
+                "customer": _customer_name(call.card),
+                "agents": sorted(agents), "answered_by": call.answered_by,
+                "state": "answered" if call.answered_by else "waiting",
+            })
+        return out
+
     async def card_changed(self, card: CustomerCard) -> int:
         """A card was patched outside a lookup (a pushed balance): update open pops."""
         sent = 0
