@@ -1,0 +1,231 @@
+"""Wiring: configuration in, a running lookup out.
+
+The service, the CLI and the tests all build the lookup the same way here,
+so "works in the tests" means "works in ``serve``".  With ``[bus] redis_url``
+(or a Redis client passed in) the phone index, the card cache and pushed
+balances live in Redis and every node shares them; without it they live in
+this process, which is right for the embedded demo and for one node.
+
+The phone index is rebuilt at start and then every ``index_refresh_seconds``.
+On Redis a source another node rebuilt recently is not rebuilt again, and
+two nodes never rebuild one source at the same time, so N nodes cost the
+company databases one scan per period, not N.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from customer_lookup.balances import MemoryBalanceStore, PushedBalance, RedisBalanceStore
+from customer_lookup.breaker import CircuitBreaker
+from customer_lookup.cache import MemoryCardCache, RedisCardCache
+from customer_lookup.card import CustomerCard
+from customer_lookup.index import IndexBuildStats, MemoryPhoneIndex
+from customer_lookup.service import LateCallback, LookupService
+
+log = logging.getLogger(__name__)
+
+History = Callable[[str], Awaitable[list[dict]]]
+BuildProgress = Callable[[str, int], None]  # (source, rows read so far)
+
+
+@dataclass(slots=True)
+class BuildOutcome:
+    """One source's part of an index rebuild: stats, or why there are none."""
+
+    source: str
+    stats: IndexBuildStats | None = None
+    error: str | None = None  # the source failed: its previous index stays
+    skipped: str | None = None  # not due, or another node is building it
+
+
+@dataclass(slots=True)
+class LookupRuntime:
+    settings: Any  # screenpop.config.Settings
+    sources: list
+    index: Any
+    cache: Any
+    balances: Any
+    service: LookupService
+    shared: bool  # state lives in Redis
+    _redis_owned: Any = None
+    _refresher: asyncio.Task | None = None
+    _build_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    # ------------------------------------------------------------- the calls
+
+    async def lookup(self, caller_number: str | None, *, on_late: LateCallback | None = None) -> CustomerCard:
+        """What the orchestrator calls; the runtime can be passed as its ``lookup``."""
+        return await self.service.lookup(caller_number, on_late=on_late)
+
+    async def on_balance(self, balance: PushedBalance, notify: Callable[[CustomerCard], Awaitable[Any]] | None = None) -> int:
+        """After a billing push was stored: patch the cached cards showing the
+        account and hand each to ``notify`` (``Orchestrator.card_changed``)."""
+        patched = await self.service.patch_account(balance.account)
+        for _key, card in patched:
+            if notify is not None:
+                await notify(card)
+        return len(patched)
+
+    async def invalidate_number(self, number: str | None) -> None:
+        """A new interaction (or a changed record) makes the cached card of this number old."""
+        await self.service.invalidate_number(number)
+
+    async def update_record(self, source: str, record_key: str, phones: list[str]) -> None:
+        """Incremental index update: a record's phones changed (or it is new)."""
+        await self.index.update_record(source, record_key, phones, default_region=self.settings.lookup.default_region)
+
+    # ------------------------------------------------------------- the index
+
+    async def rebuild_index(
+        self, names: list[str] | None = None, *, progress: BuildProgress | None = None, older_than: float | None = None
+    ) -> list[BuildOutcome]:
+        """Rebuild the phone index of the named sources (default: all), all at
+        once.  A failing source keeps its previous index and is reported, never
+        stopping the others.  ``older_than``: only sources never built or built
+        more than that many seconds ago (``math.inf``: only the missing ones)."""
+        unknown = sorted(set(names or ()) - {s.name for s in self.sources})
+        if unknown:
+            raise ValueError(f"no source named {', '.join(unknown)}; known: {', '.join(s.name for s in self.sources) or 'none'}")
+        chosen = [s for s in self.sources if names is None or s.name in names]
+        async with self._build_lock:
+            due = await self._due(older_than) if older_than is not None else None
+            return list(await asyncio.gather(*(self._rebuild_one(s, progress, due) for s in chosen)))
+
+    async def _rebuild_one(self, source, progress: BuildProgress | None, due: set[str] | None) -> BuildOutcome:
+        from customer_lookup.index_redis import BuildInProgress
+
+        if due is not None and source.name not in due:
+            return BuildOutcome(source.name, skipped="built recently")
+        report = (lambda rows: progress(source.name, rows)) if progress else None
+        try:
+            stats = await self.index.replace_source(
+                source.name, source.iter_phones(), default_region=self.settings.lookup.default_region, progress=report
+            )
+        except BuildInProgress as exc:
+            log.info("phone index build skipped source=%s reason=%r", source.name, str(exc))
+            return BuildOutcome(source.name, skipped="being built by another node")
+        except Exception as exc:
+            reason = str(exc) or type(exc).__name__
+            log.warning("phone index build failed source=%s reason=%r (previous index kept)", source.name, reason)
+            return BuildOutcome(source.name, error=reason)
+        log.info(
+            "phone index built source=%s rows=%d indexed=%d flagged=%d skipped=%d seconds=%.2f",
+            source.name, stats.rows, stats.indexed, stats.flagged, stats.skipped, stats.seconds,
+        )
+        return BuildOutcome(source.name, stats=stats)
+
+    async def _due(self, older_than: float) -> set[str]:
+        try:
+            built = (await self.index.stats())["sources"]
+        except Exception as exc:  # cannot tell: try them all, each fails or succeeds on its own
+            log.warning("phone index stats unavailable reason=%r", str(exc))
+            built = {}
+        now = time.time()
+        return {
+            s.name for s in self.sources
+            if not (built.get(s.name) or {}).get("built_at") or now - built[s.name]["built_at"] >= older_than
+        }
+
+    # ------------------------------------------------------------- lifecycle
+
+    async def start(self, *, wait: bool = True) -> None:
+        """Initial index build (only what is due, when shared), then the
+        periodic refresh.  ``wait=False`` serves at once and builds meanwhile:
+        until then lookups find nobody, which beats not answering."""
+        first = asyncio.ensure_future(self.rebuild_index(older_than=self._period_due()))
+        self._refresher = asyncio.create_task(self._refresh_forever(first))
+        if wait:
+            await asyncio.shield(first)
+
+    async def _refresh_forever(self, first: asyncio.Future) -> None:
+        try:
+            await first
+        except Exception:
+            log.exception("initial phone index build failed")
+        period = self.settings.lookup.index_refresh_seconds
+        while period > 0:
+            await asyncio.sleep(period)
+            try:
+                await self.rebuild_index(older_than=self._period_due())
+            except Exception:
+                log.exception("periodic phone index build failed")
+
+    def _period_due(self) -> float | None:
+        """Shared index: skip what another node rebuilt within this period."""
+        if not self.shared:
+            return None
+        period = self.settings.lookup.index_refresh_seconds
+        return period * 0.9 if period > 0 else math.inf
+
+    async def close(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            await asyncio.gather(self._refresher, return_exceptions=True)
+        await self.service.close()
+        for source in self.sources:
+            try:
+                await source.close()
+            except Exception as exc:
+                log.warning("source close failed source=%s reason=%r", source.name, str(exc))
+        if self._redis_owned is not None:
+            await self._redis_owned.aclose()
+
+
+async def build_lookup(
+    settings,
+    *,
+    redis=None,
+    history: History | None = None,
+    prefix: str | None = None,
+    sources: list | None = None,
+    source_options: dict[str, Any] | None = None,
+) -> LookupRuntime:
+    """Everything the lookup needs, from ``settings`` (``screenpop.config.Settings``).
+
+    ``redis``: a ``redis.asyncio`` client to share state through; when None
+    and ``[bus] redis_url`` is set, one is opened here (and closed by
+    ``close()``).  ``history``: async e164 -> earlier calls, newest first.
+    ``sources``: ready-made sources instead of ``[[sources]]`` (tests, demo).
+    Nothing is built until :meth:`LookupRuntime.start`.
+    """
+    from adapters.base import build_source
+
+    lookup = settings.lookup
+    prefix = lookup.redis_prefix if prefix is None else prefix
+    owned = None
+    if redis is None and settings.bus.redis_url:
+        import redis.asyncio as aioredis
+
+        redis = owned = aioredis.from_url(settings.bus.redis_url)
+    if sources is None:
+        sources = [build_source(s, **(source_options or {})) for s in settings.sources]
+    if redis is not None:
+        from customer_lookup.index_redis import RedisPhoneIndex
+
+        # Keys depend on the default region: an index built under another one is another index.
+        index = RedisPhoneIndex(redis, prefix=f"{prefix}phones:{lookup.default_region.upper()}:")
+        cache = RedisCardCache(redis, prefix=prefix + "cache:", max_age_seconds=lookup.cache_ttl_seconds)
+        balances = RedisBalanceStore(redis, key=prefix + "balances")
+    else:
+        index = MemoryPhoneIndex()
+        cache = MemoryCardCache(max_entries=lookup.cache_max_entries, max_age_seconds=lookup.cache_ttl_seconds)
+        balances = MemoryBalanceStore()
+    service = LookupService(
+        sources,
+        index,
+        cache,
+        balances,
+        default_region=lookup.default_region,
+        deadline_ms=lookup.deadline_ms,
+        source_deadlines_ms={s.name: s.deadline_ms for s in settings.sources if s.deadline_ms},
+        late_ms=lookup.late_ms,
+        fresh_seconds=lookup.cache_fresh_seconds,
+        history=history,
+        breaker_factory=lambda: CircuitBreaker(failures_to_open=lookup.breaker_failures, cooldown=lookup.breaker_cooldown_seconds),
+    )
+    return LookupRuntime(settings, sources, index, cache, balances, service, shared=redis is not None, _redis_owned=owned)

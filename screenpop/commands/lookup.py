@@ -1,0 +1,162 @@
+"""``screenpop lookup NUMBER`` and ``screenpop index rebuild|stats``.
+
+The same wiring as the service (``customer_lookup.plugin``), so what an
+operator sees here is what an agent would see: the quickest way to answer
+"why did this caller pop as unknown?" or "is the billing database slow?".
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import sys
+from typing import Any, TextIO
+
+
+def register(sub) -> None:
+    config = argparse.ArgumentParser(add_help=False)
+    # Also accepted after the sub-command; SUPPRESS keeps a global --config when absent here.
+    config.add_argument("--config", default=argparse.SUPPRESS, help="TOML configuration file")
+
+    lookup = sub.add_parser("lookup", parents=[config], help="look a caller number up in every source and print the card")
+    lookup.add_argument("number", help="the caller number as a PBX would send it ('anonymous' for withheld)")
+    lookup.add_argument("--json", action="store_true", help="print the card as JSON")
+    lookup.add_argument("--deadline-ms", type=int, default=None, help="per-source deadline (default: [lookup] deadline_ms)")
+    lookup.set_defaults(func=cmd_lookup)
+
+    index = sub.add_parser("index", parents=[config], help="the phone index (normalized number -> records per source)")
+    actions = index.add_subparsers(required=True, metavar="ACTION")
+    rebuild = actions.add_parser("rebuild", parents=[config], help="rebuild the phone index from every source, progress on stderr")
+    rebuild.add_argument("--source", action="append", dest="sources", metavar="NAME", help="only this source (repeatable)")
+    rebuild.set_defaults(func=cmd_index_rebuild)
+    stats = actions.add_parser("stats", parents=[config], help="numbers and records per source, and the last build, as JSON")
+    stats.set_defaults(func=cmd_index_stats)
+
+
+# ------------------------------------------------------------------ lookup
+
+
+def cmd_lookup(args) -> int:
+    from screenpop.cli import settings_from
+
+    settings = settings_from(args)
+    if args.deadline_ms is not None:
+        settings.lookup.deadline_ms = args.deadline_ms
+    card = asyncio.run(_lookup(settings, args.number))
+    if args.json:
+        print(json.dumps(card.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print(describe_card(card))
+    return 0
+
+
+async def _lookup(settings, number: str):
+    runtime = await _runtime(settings)
+    try:
+        # In memory the index is this process's own: build it.  In Redis it is
+        # shared: build only what no node has built yet.
+        for outcome in await runtime.rebuild_index(older_than=math.inf):
+            if outcome.error:
+                print(f"screenpop: source {outcome.source}: cannot read its phones: {outcome.error}", file=sys.stderr)
+        return await runtime.service.lookup(number, use_cache=False)
+    finally:
+        await runtime.close()
+
+
+def describe_card(card) -> str:
+    """The card as an operator reads it in a terminal (no escaping needed there)."""
+    headline = {"known": "Known caller", "multiple": "Several customers", "unknown": "Unknown caller", "withheld": "Withheld number"}
+    lines = [f"{headline.get(card.status, card.status)}: {card.e164 or '-'} (received {card.caller_number!r}, {card.number_kind})"]
+    for i, person in enumerate(card.persons, 1):
+        who = " · ".join(x for x in (person.name, person.company, person.email) if x) or "(no name)"
+        lines.append(f"  {i}. {who}{'  [VIP]' if person.vip else ''}")
+        lines.append(f"     records: {_records(person.keys)}")
+        for section in ("sales", "billing", "support"):
+            values = getattr(person, section)
+            if values:
+                lines.append(f"     {section}: {_values(values)}")
+        for source, values in person.extra.items():
+            lines.append(f"     {source} (other): {_values(values)}")
+        if person.history:
+            lines.append(f"     earlier calls: {len(person.history)}")
+    for name, status in card.sources.items():
+        took = f" {status.elapsed_ms:.0f} ms" if status.elapsed_ms is not None else ""
+        why = f": {status.detail}" if status.detail else ""
+        lines.append(f"  source {name}: {status.status}{took}{why}")
+    return "\n".join(lines)
+
+
+def _records(keys: dict[str, list[str]]) -> str:
+    return ", ".join(f"{source} {'/'.join(values)}" for source, values in keys.items()) or "-"
+
+
+def _values(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v}" for k, v in values.items())
+
+
+# ------------------------------------------------------------------- index
+
+
+def cmd_index_rebuild(args) -> int:
+    from screenpop.cli import settings_from
+
+    return asyncio.run(_rebuild(settings_from(args), args.sources, sys.stderr))
+
+
+async def _rebuild(settings, names: list[str] | None, err: TextIO) -> int:
+    from screenpop.cli import UsageError
+
+    if not settings.sources:
+        raise UsageError("no [[sources]] in the configuration: nothing to index")
+    runtime = await _runtime(settings)
+    try:
+        if not runtime.shared:
+            print("screenpop: no [bus] redis_url: each screenpop process builds its own index at start; "
+                  "this rebuild only checks that every source can be read", file=err)
+
+        def progress(source: str, rows: int) -> None:
+            print(f"index {source}: {rows} rows read", file=err, flush=True)
+
+        try:
+            outcomes = await runtime.rebuild_index(names, progress=progress)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    finally:
+        await runtime.close()
+    failed = 0
+    for outcome in outcomes:
+        if outcome.stats is not None:
+            s = outcome.stats
+            print(f"index {s.source}: done, {s.rows} rows: {s.indexed} indexed, {s.flagged} flagged (short/invalid), "
+                  f"{s.skipped} skipped (empty/withheld) in {s.seconds:.2f} s", file=err)
+        elif outcome.error is not None:
+            failed += 1
+            print(f"index {outcome.source}: FAILED: {outcome.error} (previous index kept)", file=err)
+        else:
+            print(f"index {outcome.source}: skipped: {outcome.skipped}", file=err)
+    return 1 if failed else 0
+
+
+def cmd_index_stats(args) -> int:
+    from screenpop.cli import settings_from
+
+    async def stats(settings) -> dict:
+        runtime = await _runtime(settings)
+        try:
+            return await runtime.index.stats()
+        finally:
+            await runtime.close()
+
+    print(json.dumps(asyncio.run(stats(settings_from(args))), indent=2))
+    return 0
+
+
+async def _runtime(settings):
+    from customer_lookup.plugin import build_lookup
+    from screenpop.cli import UsageError
+
+    try:
+        return await build_lookup(settings)
+    except ValueError as exc:  # a source the adapters refuse (no :key in record_query, bad url)
+        raise UsageError(str(exc)) from None
