@@ -117,6 +117,26 @@ class BillingSettings:
 
 
 @dataclass(slots=True)
+class AuthSettings:
+    """Logins and sessions of the agent UI (agent_ui.auth)."""
+
+    cookie_name: str = "screenpop_session"
+    cookie_secure: bool = False  # always mark the cookie Secure (an https request gets it anyway)
+    trust_forwarded: bool = False  # behind a reverse proxy: X-Forwarded-For / -Proto are believed
+    session_idle_seconds: int = 12 * 3600
+    session_absolute_seconds: int = 7 * 24 * 3600
+    max_failures: int = 5  # failed logins in a row before the account is locked
+    lock_seconds: int = 300
+    rate_limit_failures: int = 20  # failed logins per client address (and per username) per window
+    rate_limit_window_seconds: int = 300
+
+    def __post_init__(self) -> None:
+        for name in ("session_idle_seconds", "session_absolute_seconds", "max_failures", "lock_seconds", "rate_limit_failures", "rate_limit_window_seconds"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"auth.{name} must be > 0")
+
+
+@dataclass(slots=True)
 class Settings:
     ami: AmiSettings = field(default_factory=AmiSettings)
     agents: AgentSettings = field(default_factory=AgentSettings)
@@ -127,6 +147,7 @@ class Settings:
     bus: BusSettings = field(default_factory=BusSettings)
     web: WebSettings = field(default_factory=WebSettings)
     billing: BillingSettings = field(default_factory=BillingSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
 
 
 def load_settings(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> Settings:

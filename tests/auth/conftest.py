@@ -38,34 +38,38 @@ def _asyncpg_dsn(url) -> str:
 
 
 @contextlib.asynccontextmanager
-async def postgres_database():
-    """The DSN of a fresh PostgreSQL database, dropped afterwards."""
+async def postgres_schema():
+    """A fresh schema of this test's own in the test database, dropped
+    afterwards (a schema is much cheaper than a database).  Yields the DSN
+    and the engine options that put the schema first on the search path."""
     url = make_url(POSTGRES_DSN)
-    name = f"screenpop_auth_{uuid.uuid4().hex[:12]}"
+    name = f"auth_{uuid.uuid4().hex[:12]}"
     try:
         admin = await asyncpg.connect(_asyncpg_dsn(url))
     except Exception as exc:  # pragma: no cover - the point is to fail loudly
         pytest.fail(f"PostgreSQL is required at {POSTGRES_DSN} and is not reachable: {exc}")
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield url.set(database=name).render_as_string(hide_password=False)
+        await admin.execute(f'CREATE SCHEMA "{name}"')
+        yield POSTGRES_DSN, {"connect_args": {"server_settings": {"search_path": name}}}
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
         await admin.close()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def dsn(request, tmp_path):
+async def database(request, tmp_path):
+    """(dsn, engine options) of an empty database: a SQLite file, or a PostgreSQL schema."""
     if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path}/auth.sqlite3"
+        yield f"sqlite+aiosqlite:///{tmp_path}/auth.sqlite3", {}
     else:
-        async with postgres_database() as dsn:
-            yield dsn
+        async with postgres_schema() as found:
+            yield found
 
 
 @pytest.fixture
-async def engine(dsn):
-    engine = create_engine(dsn)
+async def engine(database):
+    dsn, options = database
+    engine = create_engine(dsn, **options)
     async with engine.begin() as conn:
         await conn.run_sync(lambda c: metadata.create_all(c, tables=[users, sessions]))
     yield engine

@@ -1,0 +1,406 @@
+"""Logins, sessions and the access middleware of the agent UI (aiohttp).
+
+Wiring (once, before the app starts)::
+
+    auth = agent_ui.auth.setup(app, store, settings.auth, billing_tokens=tokens)
+    access.add(app, "GET", "/api/v1/calls", handler, roles={"supervisor", "admin"})
+    ws.setup(app, hub, agent_ui.auth.authenticate)
+    access.declare(app, "GET", "/ws", access.ANY_USER, query_token=True)
+
+How a request is identified, in this order: ``Authorization: Bearer <session
+token>`` (scripts, ``screenpop watch``), the session cookie (browsers), and on
+routes that allow it the ``token`` query parameter (WebSocket clients that
+cannot set headers).  Only the cookie is sent by the browser on its own, so
+only cookie-authenticated state changes need the CSRF token; a cookie-
+authenticated WebSocket upgrade must come from our own origin, since
+browsers do not apply CORS to WebSockets.
+
+Failures answer 401 ``{"error": …}`` (no or dead session), 403 (wrong role,
+bad CSRF token) or, for a browser asking for a page, a redirect to
+``/login?next=…``.  Why a login failed is logged, never answered: unknown
+name, wrong password and disabled account all read "invalid username or
+password".
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable
+from urllib.parse import quote, urlsplit
+
+from aiohttp import hdrs, web
+from aiohttp.web_log import AccessLogger
+from multidict import CIMultiDict
+
+from agent_ui import access
+from agent_ui.tokens import BearerTokens
+from screenpop.auth.accounts import LOCKED, UNKNOWN_USER, ActiveSession, LockoutPolicy, LoginFailure, Session, SessionPolicy, User, normalize_username
+from screenpop.auth.ratelimit import FailureWindow
+from screenpop.config import AuthSettings
+
+log = logging.getLogger(__name__)
+
+SESSION_PATH = "/api/v1/session"
+LOGIN_PATH = "/login"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+MAX_LOGIN_BODY = 8 * 1024
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+BAD_CREDENTIALS = "invalid username or password"
+TOO_MANY = "too many failed logins; try again later"
+
+
+def policies(settings: AuthSettings) -> tuple[LockoutPolicy, SessionPolicy]:
+    """The store's policies from the ``[auth]`` settings (build the AccountStore with these)."""
+    from datetime import timedelta
+
+    return (
+        LockoutPolicy(settings.max_failures, settings.lock_seconds),
+        SessionPolicy(idle=timedelta(seconds=settings.session_idle_seconds), absolute=timedelta(seconds=settings.session_absolute_seconds)),
+    )
+
+
+class Authenticator:
+    """The app's login state: the account store, the ``[auth]`` settings, the
+    billing bearer tokens and the failed-login windows (per process)."""
+
+    def __init__(self, store, settings: AuthSettings, billing_tokens: BearerTokens | None = None, *, monotonic: Callable[[], float] = time.monotonic):
+        self.store = store  # screenpop.auth.store.AccountStore, built with policies(settings)
+        self.settings = settings
+        self.billing_tokens = billing_tokens or BearerTokens()
+        self.monotonic = monotonic
+        self.by_address = FailureWindow(settings.rate_limit_failures, settings.rate_limit_window_seconds)
+        # Same threshold as the database lockout, so a name that does not exist
+        # gets "locked" exactly like one that does.
+        self.by_name = FailureWindow(settings.max_failures, settings.lock_seconds)
+
+    def install(self, app: web.Application) -> None:
+        """Attach to ``app`` and put the middleware first (outermost), so no
+        other middleware sees a request before its rule is checked."""
+        app[AUTH] = self
+        app.middlewares.insert(0, middleware)
+
+    async def authenticate(self, request: web.Request) -> User | None:
+        return await authenticate(request)
+
+
+AUTH = web.AppKey("auth", Authenticator)
+# The lookup's result, once per request.  ``request["user"]`` and
+# ``request["session"]`` stay plain strings: they are the contract pages and
+# handlers read.
+_RequestKey = getattr(web, "RequestKey", None) or (lambda name, t: name)
+ACTIVE = _RequestKey("auth_active", object)
+VIA = _RequestKey("auth_via", object)
+
+
+def json_error(status: int, reason: str, **headers: str) -> web.Response:
+    return web.json_response({"error": reason}, status=status, headers=headers or None)
+
+
+# ------------------------------------------------------------------ identify
+
+
+def client_address(request: web.Request, settings: AuthSettings) -> str:
+    if settings.trust_forwarded and request.headers.get("X-Forwarded-For"):
+        return request.headers["X-Forwarded-For"].split(",")[0].strip()
+    return request.remote or "-"
+
+
+def is_https(request: web.Request, settings: AuthSettings) -> bool:
+    if settings.trust_forwarded and request.headers.get("X-Forwarded-Proto", "").lower() == "https":
+        return True
+    return request.secure
+
+
+def _presented_token(request: web.Request, settings: AuthSettings, query_token: bool) -> tuple[str | None, str | None]:
+    header = request.headers.get(hdrs.AUTHORIZATION, "")
+    scheme, _, value = header.partition(" ")
+    if header:
+        return (value.strip(), "bearer") if scheme.lower() == "bearer" else (None, None)
+    cookie = request.cookies.get(settings.cookie_name)
+    if cookie:
+        return cookie, "cookie"
+    if query_token and request.query.get("token"):
+        return request.query["token"], "query"
+    return None, None
+
+
+async def _identify(request: web.Request, query_token: bool = False) -> tuple[ActiveSession | None, str | None]:
+    """The request's session and how it was presented; looked up once per request."""
+    if ACTIVE in request:
+        return request[ACTIVE], request[VIA]
+    auth = request.app[AUTH]
+    token, via = _presented_token(request, auth.settings, query_token)
+    active = await auth.store.session_for(token) if token else None
+    request[ACTIVE], request[VIA] = active, via if active else None
+    if active is not None:
+        request["user"], request["session"] = active.user, active.session
+    return active, request[VIA]
+
+
+async def current_user(request: web.Request) -> User | None:
+    """The logged-in user, also on public routes (the login page, to skip the form)."""
+    active, _ = await _identify(request)
+    return active.user if active else None
+
+
+async def csrf_token(request: web.Request) -> str | None:
+    """The CSRF token to embed in forms (field ``csrf_token``) and send as ``X-CSRF-Token``."""
+    active, _ = await _identify(request)
+    return active.session.csrf_token if active else None
+
+
+async def authenticate(request: web.Request) -> User | None:
+    """For ``agent_ui.ws.setup``: the socket's user (cookie, bearer or ``token`` query parameter)."""
+    active, _ = await _identify(request, query_token=True)
+    return active.user if active else None
+
+
+def safe_next(value: str | None, default: str = "/") -> str:
+    """A ``next`` target that stays on this site (no ``//evil``, no scheme)."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return default
+    parts = urlsplit(value)
+    return default if parts.scheme or parts.netloc else value
+
+
+# ------------------------------------------------------------- login/logout
+
+
+@dataclass
+class LoginResult:
+    status: int  # 200, 401 (bad credentials), 429 (locked or throttled)
+    user: User | None = None
+    token: str | None = None
+    session: Session | None = None
+    error: str | None = None
+    retry_after: int | None = None
+    cookie_name: str = "screenpop_session"
+    secure: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.user is not None
+
+    def set_cookie(self, response: web.StreamResponse) -> None:
+        """Put the session cookie on ``response`` (a browser-session cookie: gone when the browser quits)."""
+        if self.token:
+            response.set_cookie(self.cookie_name, self.token, path="/", httponly=True, samesite="Lax", secure=self.secure)
+
+    def error_response(self) -> web.Response:
+        headers = {"Retry-After": str(self.retry_after)} if self.retry_after else {}
+        return json_error(self.status, self.error or BAD_CREDENTIALS, **headers)
+
+
+def _masked(name_key: str) -> str:
+    """How a name that is not (yet) known to be an account appears in the log:
+    people type their password into the username field, so never as typed."""
+    return "<unknown:" + hashlib.sha256(name_key.encode()).hexdigest()[:8] + ">"
+
+
+async def login(request: web.Request, username: str, password: str) -> LoginResult:
+    """Check the credentials, throttle, open a session; the caller puts the
+    cookie on its response with ``result.set_cookie(response)``."""
+    auth = request.app[AUTH]
+    settings = auth.settings
+    address = client_address(request, settings)
+    name = normalize_username(username) if isinstance(username, str) else None
+    name_key = name or hashlib.sha256(str(username).encode("utf-8", "replace")).hexdigest()[:16]
+    base = {"cookie_name": settings.cookie_name, "secure": settings.cookie_secure or is_https(request, settings)}
+    now = auth.monotonic()
+    wait = max(auth.by_address.retry_after(address, now) or 0, auth.by_name.retry_after(name_key, now) or 0)
+    if wait:
+        log.warning("login failed user=%s reason=throttled remote=%s retry_after=%.0f", _masked(name_key), address, wait)
+        return LoginResult(429, error=TOO_MANY, retry_after=max(1, round(wait)), **base)
+    result = await auth.store.authenticate(username if isinstance(username, str) else "", password if isinstance(password, str) else "")
+    if isinstance(result, LoginFailure):
+        shown = _masked(name_key) if result.reason == UNKNOWN_USER else name
+        log.warning("login failed user=%s reason=%s remote=%s", shown, result.reason, address)
+        if result.reason == LOCKED:
+            return LoginResult(429, error=TOO_MANY, retry_after=max(1, round(result.retry_after or 1)), **base)
+        auth.by_address.fail(address, now)
+        auth.by_name.fail(name_key, now)
+        return LoginResult(401, error=BAD_CREDENTIALS, **base)
+    auth.by_name.clear(name_key)
+    token, session = await auth.store.create_session(result)
+    log.info("login ok user=%s role=%s agent_id=%s remote=%s", result.username, result.role, result.agent_id, address)
+    return LoginResult(200, user=result, token=token, session=session, **base)
+
+
+async def logout(request: web.Request, response: web.StreamResponse | None = None) -> bool:
+    """End the request's session and clear the cookie on ``response``."""
+    auth = request.app[AUTH]
+    active, _ = await _identify(request)
+    token, _ = _presented_token(request, auth.settings, query_token=False)
+    ended = await auth.store.end_session(token) if token else False
+    if response is not None:
+        response.del_cookie(auth.settings.cookie_name, path="/")
+    if ended and active is not None:
+        log.info("logout user=%s", active.user.username)
+    return ended
+
+
+def session_json(user: User, session: Session) -> dict:
+    return {"user": user.as_json(), "csrf_token": session.csrf_token, "expires_at": session.expires_at.isoformat()}
+
+
+async def post_session(request: web.Request) -> web.Response:
+    if request.content_type != "application/json":
+        return json_error(415, "send {\"username\", \"password\"} as application/json")
+    raw = await request.content.read(MAX_LOGIN_BODY + 1)
+    if len(raw) > MAX_LOGIN_BODY:
+        return json_error(413, f"body larger than {MAX_LOGIN_BODY} bytes")
+    try:
+        payload = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return json_error(400, "body is not valid JSON")
+    if not isinstance(payload, dict) or not isinstance(payload.get("username"), str) or not isinstance(payload.get("password"), str):
+        return json_error(400, "username and password are required strings")
+    result = await login(request, payload["username"], payload["password"])
+    if not result.ok:
+        return result.error_response()
+    if request.cookies.get(request.app[AUTH].settings.cookie_name):
+        await logout(request)  # a login replaces the browser's previous session, never adds to it
+    body = session_json(result.user, result.session)
+    if payload.get("return_token") is True:  # non-browser clients: Authorization: Bearer <token>
+        body["token"] = result.token
+    response = web.json_response(body)
+    result.set_cookie(response)
+    return response
+
+
+async def get_session(request: web.Request) -> web.Response:
+    return web.json_response(session_json(request["user"], request["session"]))
+
+
+async def delete_session(request: web.Request) -> web.Response:
+    response = web.Response(status=204)
+    await logout(request, response)
+    return response
+
+
+# --------------------------------------------------------------- middleware
+
+
+def _wants_html(request: web.Request, via: str | None) -> bool:
+    return (
+        request.method in ("GET", "HEAD")
+        and "text/html" in request.headers.get(hdrs.ACCEPT, "")
+        and request.headers.get(hdrs.UPGRADE, "").lower() != "websocket"
+        and via != "bearer"
+    )
+
+
+async def _csrf_ok(request: web.Request, expected: str) -> bool:
+    presented = request.headers.get(CSRF_HEADER)
+    if presented is None and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form = await request.post()  # cached by aiohttp: the handler can read it again
+        value = form.get(CSRF_FIELD)
+        presented = value if isinstance(value, str) else None
+    return presented is not None and hmac.compare_digest(presented.encode(), expected.encode())
+
+
+def _same_origin(request: web.Request) -> bool:
+    origin = request.headers.get(hdrs.ORIGIN)
+    if origin is None:
+        return True  # not a browser
+    return urlsplit(origin).netloc.lower() == (request.host or "").lower()
+
+
+def _refuse(request: web.Request, status: int, reason: str, via: str | None) -> web.StreamResponse:
+    if status == 401 and _wants_html(request, via):
+        raise web.HTTPFound(f"{LOGIN_PATH}?next={quote(request.path_qs, safe='/')}")
+    if status == 401:
+        return json_error(401, reason, **{"WWW-Authenticate": 'Bearer realm="screenpop"'})
+    return json_error(status, reason)
+
+
+@web.middleware
+async def middleware(request: web.Request, handler):
+    if request.match_info.http_exception is not None:  # 404/405: nothing to protect
+        return await handler(request)
+    rule = request.app[access.REGISTRY].rule_for(request.match_info.route) if access.REGISTRY in request.app else None
+    if rule is None:
+        log.error("access refused reason=no-rule method=%s path=%s", request.method, request.path)
+        return json_error(500, "this route has no access rule")
+    auth = request.app[AUTH]
+    if rule.kind == access.PUBLIC:
+        if _wants_html(request, None) and request.cookies.get(auth.settings.cookie_name):
+            await _identify(request)  # a page (the login form) may show who is logged in; assets skip the lookup
+        return await handler(request)
+    if rule.kind == access.BILLING_TOKEN:
+        if not auth.billing_tokens.check(request.headers.get(hdrs.AUTHORIZATION)):
+            log.warning("access refused reason=bad-token path=%s remote=%s", request.path, client_address(request, auth.settings))
+            return json_error(401, "a valid bearer token is required", **{"WWW-Authenticate": 'Bearer realm="billing"'})
+        return await handler(request)
+    active, via = await _identify(request, rule.query_token)
+    if active is None:
+        return _refuse(request, 401, "log in first", via)
+    user = active.user
+    if not rule.admits(user.role):
+        log.warning("access refused reason=role user=%s role=%s method=%s path=%s", user.username, user.role, request.method, request.path)
+        return _refuse(request, 403, f"this needs the role {rule}", via)
+    if via == "cookie" and request.method not in SAFE_METHODS and not await _csrf_ok(request, active.session.csrf_token):
+        log.warning("access refused reason=csrf user=%s method=%s path=%s", user.username, request.method, request.path)
+        return _refuse(request, 403, f"missing or wrong CSRF token (send the {CSRF_HEADER} header)", via)
+    if via == "cookie" and request.headers.get(hdrs.UPGRADE, "").lower() == "websocket" and not _same_origin(request):
+        log.warning("access refused reason=cross-origin-websocket user=%s origin=%s", user.username, request.headers.get(hdrs.ORIGIN))
+        return _refuse(request, 403, "WebSocket from another origin", via)
+    return await handler(request)
+
+
+def add_routes(app: web.Application, add_route=None, *_ignored) -> None:
+    """The ``/api/v1/session`` routes (login, who am I, logout) with their rules."""
+    add_route = add_route or (lambda method, path, handler, rule: access.add(app, method, path, handler, rule))
+    add_route("POST", SESSION_PATH, post_session, access.PUBLIC)
+    add_route("GET", SESSION_PATH, get_session, access.ANY_USER)
+    add_route("DELETE", SESSION_PATH, delete_session, access.ANY_USER)
+
+
+def setup(app: web.Application, store, settings: AuthSettings, *, billing_tokens: BearerTokens | None = None) -> Authenticator:
+    """Everything in one call: the access registry (with its start-up
+    check), the middleware and the session routes.  Build ``store`` with
+    :func:`policies`."""
+    authenticator = Authenticator(store, settings, billing_tokens)
+    access.setup(app, authenticator)
+    add_routes(app)
+    return authenticator
+
+
+# --------------------------------------------------------------- access log
+
+REDACTED_QUERY = frozenset({"token", "csrf_token", "password"})
+REDACTED_HEADERS = frozenset({"authorization", "cookie", "x-csrf-token"})
+
+
+class _RedactedRequest:
+    """What the access log sees of a request: secrets replaced by ``***``."""
+
+    def __init__(self, request: web.BaseRequest):
+        self._request = request
+
+    def __getattr__(self, name):
+        return getattr(self._request, name)
+
+    @property
+    def path_qs(self) -> str:
+        url = self._request.rel_url
+        if not any(k.lower() in REDACTED_QUERY for k in url.query):
+            return self._request.path_qs
+        return str(url.with_query([(k, "***" if k.lower() in REDACTED_QUERY else v) for k, v in url.query.items()]))
+
+    @property
+    def headers(self) -> CIMultiDict:
+        return CIMultiDict((k, "***" if k.lower() in REDACTED_HEADERS else v) for k, v in self._request.headers.items())
+
+
+class RedactingAccessLogger(AccessLogger):
+    """``web.AppRunner(app, access_log_class=RedactingAccessLogger)``: the
+    WebSocket ``?token=`` never reaches the access log."""
+
+    def log(self, request, response, time: float) -> None:
+        super().log(_RedactedRequest(request) if request is not None else request, response, time)
