@@ -147,14 +147,15 @@ def normalize_dispositions(value: Any) -> list[tuple[str, str]]:
     Accepted: a list of codes (``["sale", "callback"]``); of mappings
     (``{"code": "sale", "label": "Sale"}``); of objects with ``code`` and
     ``label``; of ``[code, label]`` pairs; or one mapping ``{code: label}``.
-    Entries without a code are dropped rather than breaking the page."""
+    A code without a label gets ``humanize(code)``.  Entries without a code
+    are dropped rather than breaking the page."""
     if not value:
         return []
     items: Iterable[Any] = value.items() if isinstance(value, Mapping) else value
     out: list[tuple[str, str]] = []
     for item in items:
         if isinstance(item, str):
-            code, label = item, item
+            code, label = item, humanize(item)
         elif isinstance(item, Mapping):
             code, label = item.get("code"), item.get("label")
         elif isinstance(item, (tuple, list)) and len(item) == 2:
@@ -163,8 +164,15 @@ def normalize_dispositions(value: Any) -> list[tuple[str, str]]:
             code, label = getattr(item, "code", None), getattr(item, "label", None)
         if code is None or str(code) == "":
             continue
-        out.append((str(code), str(label) if label not in (None, "") else str(code)))
+        out.append((str(code), str(label) if label not in (None, "") else humanize(str(code))))
     return out
+
+
+def humanize(code: str) -> str:
+    """A bare code as a label: ``wrong_number`` -> ``Wrong number``.  Config
+    holds codes (they are what the log stores); people read labels."""
+    text = code.replace("_", " ").replace("-", " ").strip()
+    return text[:1].upper() + text[1:] if text else code
 
 
 def csrf_of(request: web.Request) -> str:

@@ -24,13 +24,19 @@ export function dispositionPairs(value) {
   for (const item of items) {
     let code;
     let label;
-    if (typeof item === 'string') [code, label] = [item, item];
+    if (typeof item === 'string') [code, label] = [item, null];
     else if (Array.isArray(item) && item.length === 2) [code, label] = item;
     else if (item && typeof item === 'object') [code, label] = [item.code, item.label];
     if (code === null || code === undefined || code === '') continue;
-    out.push([String(code), label === null || label === undefined || label === '' ? String(code) : String(label)]);
+    out.push([String(code), label === null || label === undefined || label === '' ? humanize(String(code)) : String(label)]);
   }
   return out;
+}
+
+// Same rule as pages.humanize: 'wrong_number' -> 'Wrong number'.
+export function humanize(code) {
+  const text = code.replace(/[_-]/g, ' ').trim();
+  return text ? text[0].toUpperCase() + text.slice(1) : code;
 }
 
 // Fill every given <select> that has no real option yet; resolves to the

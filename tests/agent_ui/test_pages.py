@@ -188,7 +188,7 @@ async def test_desktop_renders_user_csrf_and_dispositions_escaped(client):
     assert refs.meta["csrf-token"] == CSRF
     assert "Content-Security-Policy" in body and "script-src 'self'" in body
     assert "/static/agent.js" in refs.refs and "/static/session.js" in refs.refs
-    assert '<option value="sale">Sale</option>' in body and '<option value="callback">callback</option>' in body
+    assert '<option value="sale">Sale</option>' in body and '<option value="callback">Callback</option>' in body
     # The create-contact template is data in an attribute: escaped, not broken out of.
     assert 'data-create-contact-url="https://crm.example/new?phone={number}&amp;x=&#34;&gt;&lt;script&gt;' in body
     for element_id in ("status", "status-label", "call-timer", "pops", "wrapup", "outcome-form", "outcome-disposition", "outcome-notes", "outcome-follow-up"):
@@ -223,11 +223,11 @@ def test_normalize_dispositions_accepts_every_config_shape():
         code: str
         label: str | None
 
-    assert normalize_dispositions(["a", "b"]) == [("a", "a"), ("b", "b")]
-    assert normalize_dispositions([{"code": "a", "label": "A"}, {"code": "b"}]) == [("a", "A"), ("b", "b")]
+    assert normalize_dispositions(["sale", "wrong_number"]) == [("sale", "Sale"), ("wrong_number", "Wrong number")]
+    assert normalize_dispositions([{"code": "a", "label": "A"}, {"code": "b"}]) == [("a", "A"), ("b", "B")]
     assert normalize_dispositions([("a", "A"), ["b", "B"]]) == [("a", "A"), ("b", "B")]
     assert normalize_dispositions({"a": "A"}) == [("a", "A")]
-    assert normalize_dispositions([D("a", "A"), D("b", None)]) == [("a", "A"), ("b", "b")]
+    assert normalize_dispositions([D("a", "A"), D("no-action", None)]) == [("a", "A"), ("no-action", "No action")]
     assert normalize_dispositions([{"label": "no code"}, 42, "", None]) == []
     assert normalize_dispositions(None) == []
 

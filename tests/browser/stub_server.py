@@ -50,6 +50,9 @@ class Recorded:
 class StubService:
     user: User | None = field(default_factory=User)  # None: nobody logged in yet
     password: str = "correct horse"
+    # Set: override what the pages render ([] / "": rendered without, as an app without PageSettings does).
+    page_dispositions: list | None = None
+    page_create_contact_url: str | None = None
     interactions: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
     client_frames: list[dict[str, Any]] = field(default_factory=list)
@@ -69,6 +72,10 @@ class StubService:
     def app(self) -> web.Application:
         @web.middleware
         async def stand_in_auth(request: web.Request, handler):
+            if self.page_dispositions is not None:
+                request["dispositions"] = self.page_dispositions
+            if self.page_create_contact_url is not None:
+                request["create_contact_url"] = self.page_create_contact_url
             if self.user is not None:
                 request["user"] = self.user
                 request["csrf_token"] = CSRF
@@ -136,7 +143,7 @@ class StubService:
         return web.json_response({"items": []})
 
     async def ui_config(self, request: web.Request) -> web.Response:
-        return web.json_response({"dispositions": [d["code"] for d in DISPOSITIONS], "create_contact_url": "", "agent_id": self.user.agent_id, "role": self.user.role, "display_name": self.user.display_name})
+        return web.json_response({"dispositions": [d["code"] for d in DISPOSITIONS] + ["wrong_number"], "create_contact_url": "https://crm.example/from-config?n={number}", "agent_id": self.user.agent_id, "role": self.user.role, "display_name": self.user.display_name})
 
     async def search(self, request: web.Request) -> web.Response:
         items = sorted(self.interactions.values(), key=lambda r: r.get("queued_at") or "", reverse=True)

@@ -226,3 +226,20 @@ async def test_an_expired_session_sends_the_agent_to_the_login_page(page, stub):
         await ws.close()
     await page.wait_for_url("**/login?next=%2F", timeout=15000)
     assert page.script_errors == []
+
+
+async def test_config_the_page_was_rendered_without_comes_from_the_api(page, stub):
+    """The app may render pages without dispositions or a create-contact
+    address; the desktop then takes both from GET /api/v1/config/ui."""
+    stub.page_dispositions, stub.page_create_contact_url = [], ""
+    await page.goto("/")
+    await page.wait_for_function("() => document.querySelectorAll('#outcome-disposition option').length > 1")
+    options = await page.eval_on_selector_all("#outcome-disposition option", "os => os.map(o => [o.value, o.textContent])")
+    assert options == [["", "Choose…"], ["sale", "Sale"], ["callback", "Callback"], ["complaint", "Complaint"], ["wrong_number", "Wrong number"]]
+    await page.wait_for_function("() => window.screenpop && window.screenpop.connected", timeout=10000)
+    unknown = {"status": "unknown", "caller_number": "600111222", "e164": "+34600111222", "persons": [], "sources": {}, "missing_sources": []}
+    await stub.send(pop("8.1", "600111222", unknown))
+    link = page.locator(".pop.is-focused a.create-contact")
+    await link.wait_for()
+    assert await link.get_attribute("href") == "https://crm.example/from-config?n=%2B34600111222"
+    assert page.script_errors == []
