@@ -10,7 +10,7 @@ Why a few columns that are not in the record:
   by the digits I can read on the screen" matches ``(415) 555-0100``;
 * ``customer_name_folded`` — ``customer_name.casefold()``, so case-insensitive
   search works for ``Ángel`` on SQLite too (its ``lower()`` is ASCII-only);
-* ``customer_key_list`` and ``answered_agents`` — ``|sales:C-17|billing:A-9|``
+* ``customer_key_list`` and ``answered_agents`` — ``|billing:a-9|sales:c-17|`` (casefolded)
   and ``|1005|1002|``: the JSON columns flattened to text, so "calls of this
   customer record" and "calls this agent took" are one portable ``LIKE``
   instead of a different JSON operator per backend.

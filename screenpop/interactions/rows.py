@@ -65,7 +65,8 @@ def to_row(record: InteractionRecord) -> dict[str, Any]:
         row[name] = parse_ts(value) if name in TIME_FIELDS else value
     row["caller_digits"] = digits(record.caller_number) or None
     row["customer_name_folded"] = record.customer_name.casefold() if record.customer_name else None
-    row["customer_key_list"] = bar_list(f"{source}:{key}" for source, keys in sorted(record.customer_keys.items()) for key in keys)
+    # casefolded: keys are matched in any case, the same on every backend
+    row["customer_key_list"] = bar_list(f"{source}:{key}".casefold() for source, keys in sorted(record.customer_keys.items()) for key in keys)
     row["answered_agents"] = bar_list(record.agents_answered)
     for name, value in row.items():
         value = clean(value)

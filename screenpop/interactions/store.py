@@ -116,8 +116,8 @@ class InteractionStore:
     ) -> SearchResult:
         """Newest first.  ``number``: any digits of the number as received or
         its E.164 (``912 34 56 78`` finds ``+34912345678``); ``customer``: part
-        of the customer's name (any case) or one of its record keys
-        (``C-17`` or ``sales:C-17``); ``agent``: an agent who answered it (also
+        of the customer's name or one of its record keys (``C-17`` or
+        ``sales:C-17``), in any case; ``agent``: an agent who answered it (also
         after a transfer); ``since`` inclusive, ``until`` exclusive, on the
         call's start; naive times are UTC."""
         limit, offset = validate.page(limit, offset)
@@ -129,7 +129,7 @@ class InteractionStore:
                 raise InvalidInput("number", "has no digits")
             where.append(or_(c.caller_digits.contains(d, autoescape=True), c.caller_e164.contains(d, autoescape=True)))
         if (term := validate.search_term("customer", customer)) is not None:
-            key = term.replace("|", "/")
+            key = term.replace("|", "/").casefold()
             where.append(
                 or_(
                     c.customer_name_folded.contains(term.casefold(), autoescape=True),

@@ -77,6 +77,7 @@ class InteractionWriter:
         self.on_stats = on_stats
         self.stats = WriterStats()
         self._pending: dict[str, InteractionRecord] = {}
+        self._in_flight: dict[str, InteractionRecord] = {}  # the batch being written
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._stopping = False
@@ -162,6 +163,12 @@ class InteractionWriter:
                 len(records), self.spill_path, exc, ",".join(r.call_id for r in records[:20]),
             )
 
+    def peek(self, call_id: str) -> InteractionRecord | None:
+        """What is waiting in memory for this call (not yet in the database):
+        lets a page show a call that ended a moment ago."""
+        views = [v for v in (self._in_flight.get(call_id), self._pending.get(call_id)) if v is not None]
+        return merge(*views) if len(views) == 2 else (views[0] if views else None)
+
     # -------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
@@ -236,11 +243,14 @@ class InteractionWriter:
             while self._pending:
                 call_ids = list(self._pending)[: self.batch_size]
                 batch = [self._pending.pop(c) for c in call_ids]
+                self._in_flight = {r.call_id: r for r in batch}
                 try:
                     await self._write(batch)
                 except BaseException:  # cancelled at stop too: the batch must not vanish
                     self._requeue(batch)
                     raise
+                finally:
+                    self._in_flight = {}
 
     async def _write(self, batch: list[InteractionRecord]) -> None:
         try:

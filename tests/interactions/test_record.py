@@ -147,7 +147,7 @@ def test_row_round_trip_and_derived_search_columns():
     row = to_row(r)
     assert row["caller_digits"] == "34600111222"
     assert row["customer_name_folded"] == "frank moreno"
-    assert row["customer_key_list"] == "|billing:A-9|sales:C/1|"
+    assert row["customer_key_list"] == "|billing:a-9|sales:c/1|"
     assert row["answered_agents"] == "|1005|1002|"
     row.update(disposition=None, follow_up=None, outcome_by=None, outcome_at=None)
     assert from_row(row) == r
