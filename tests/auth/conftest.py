@@ -56,6 +56,34 @@ async def postgres_schema():
         await admin.close()
 
 
+@contextlib.asynccontextmanager
+async def postgres_database():
+    """The DSN of a fresh PostgreSQL database, dropped afterwards: for code
+    that opens its own engine from a DSN (migrations, the CLI)."""
+    url = make_url(POSTGRES_DSN)
+    name = f"screenpop_auth_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = await asyncpg.connect(_asyncpg_dsn(url))
+    except Exception as exc:  # pragma: no cover - the point is to fail loudly
+        pytest.fail(f"PostgreSQL is required at {POSTGRES_DSN} and is not reachable: {exc}")
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def dsn(request, tmp_path):
+    """An empty database of its own (SQLite file or PostgreSQL database)."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path}/service.sqlite3"
+    else:
+        async with postgres_database() as found:
+            yield found
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def database(request, tmp_path):
     """(dsn, engine options) of an empty database: a SQLite file, or a PostgreSQL schema."""

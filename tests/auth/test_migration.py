@@ -1,0 +1,70 @@
+"""0002_users on real SQLite and PostgreSQL: it creates what the models
+declare, the store works on it, and it downgrades cleanly."""
+from __future__ import annotations
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+
+from screenpop.auth.models import sessions, users
+from screenpop.auth.store import AccountStore
+from screenpop.db import create_engine, metadata
+from screenpop.interactions.migrate import alembic_config, head_revisions, migrate
+from tests.auth.conftest import FAST_N
+
+MINE = {"users", "sessions"}
+
+
+def _touches_mine(diff) -> bool:
+    text = repr(diff)
+    return any(f"'{name}'" in text or f"table={name}" in text or f"Table('{name}'" in text for name in MINE)
+
+
+async def test_upgrade_creates_the_tables_the_models_declare(dsn):
+    applied = await migrate(dsn)
+    assert "0002_users" in applied
+    engine = create_engine(dsn)
+    try:
+        async with engine.connect() as conn:
+            tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+            assert MINE <= tables
+            diffs = await conn.run_sync(lambda c: compare_metadata(MigrationContext.configure(c, opts={"compare_type": True}), metadata))
+        assert [d for d in diffs if _touches_mine(d)] == []
+        store = AccountStore(engine, scrypt_n=FAST_N)
+        user = await store.create_user("alice", "pw-1234", "agent", "1001")
+        assert (await store.authenticate("alice", "pw-1234")) == user
+        token, _ = await store.create_session(user)
+        assert (await store.session_for(token)).user == user
+    finally:
+        await engine.dispose()
+    assert await migrate(dsn) == []  # at head: nothing to do
+
+
+async def test_downgrade_removes_only_the_account_tables(dsn):
+    await migrate(dsn)
+    engine = create_engine(dsn)
+    config = alembic_config()
+    try:
+        async with engine.begin() as conn:
+            def down(sync_conn):
+                config.attributes["connection"] = sync_conn
+                command.downgrade(config, "0001_interactions")
+
+            await conn.run_sync(down)
+        async with engine.connect() as conn:
+            tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+        assert not (MINE & tables) and "interactions" in tables
+    finally:
+        await engine.dispose()
+    assert "0002_users" in await migrate(dsn)
+
+
+def test_revision_chain():
+    assert users.name == "users" and sessions.name == "sessions"
+    from screenpop.migrations.versions import __path__ as versions  # noqa: F401
+    import importlib
+
+    module = importlib.import_module("screenpop.migrations.versions.0002_users")
+    assert (module.revision, module.down_revision) == ("0002_users", "0001_interactions")
+    assert head_revisions()  # one chain the code can upgrade along
