@@ -53,6 +53,7 @@ class StubService:
     # Set: override what the pages render ([] / "": rendered without, as an app without PageSettings does).
     page_dispositions: list | None = None
     page_create_contact_url: str | None = None
+    outcome_error: str | None = None  # set: PUT .../outcome answers 503 with this reason
     interactions: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
     client_frames: list[dict[str, Any]] = field(default_factory=list)
@@ -156,6 +157,8 @@ class StubService:
 
     async def set_outcome(self, request: web.Request) -> web.Response:
         call_id = request.match_info["call_id"]
+        if self.outcome_error:
+            return web.json_response({"error": self.outcome_error}, status=503)
         body = request["body"]
         record = self.interactions.setdefault(call_id, {"call_id": call_id, "notes": []})
         record.update(disposition=body["disposition"], follow_up=body.get("follow_up"), outcome_by=self.user.username, outcome_at=now())

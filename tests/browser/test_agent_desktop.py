@@ -243,3 +243,43 @@ async def test_config_the_page_was_rendered_without_comes_from_the_api(page, stu
     await link.wait_for()
     assert await link.get_attribute("href") == "https://crm.example/from-config?n=%2B34600111222"
     assert page.script_errors == []
+
+
+async def test_a_failed_save_keeps_the_agent_in_wrap_up_with_the_servers_reason(page, stub):
+    await page.goto("/")
+    await page.wait_for_function("() => window.screenpop && window.screenpop.connected", timeout=10000)
+    await answered_then_ended(page, stub, "6.6")
+    stub.outcome_error = "storage unavailable, retry later"
+    await page.select_option("#outcome-disposition", "sale")
+    await page.fill("#outcome-notes", "keep me")
+    await page.click("#outcome-submit")
+    await page.wait_for_selector("#outcome-error", state="visible")
+    assert "storage unavailable" in await page.text_content("#outcome-error")
+    assert await status(page) == "wrap-up" and await page.input_value("#outcome-notes") == "keep me"
+    stub.outcome_error = None
+    await page.click("#outcome-submit")
+    await wait_status(page, "ready")
+    assert len(stub.recorded("PUT", "/api/v1/interactions/6.6/outcome")) == 2
+    assert page.script_errors == []
+
+
+async def test_transfers_show_who_from_and_to(page, stub):
+    await page.goto("/")
+    await page.wait_for_function("() => window.screenpop && window.screenpop.connected", timeout=10000)
+    # A call transferred to this agent, with the first agent's note.
+    transferred_in = pop("4.4", "+34 912 34 56 78", known_card())
+    transferred_in.update(transferred_from="1002", notes=[{"author": "bob", "text": "<u>angry</u> about invoice", "created_at": now()}])
+    await stub.send(transferred_in)
+    await page.wait_for_selector(".pop[data-call-id='4.4'] .pop-transferred-from")
+    assert "1002" in await page.text_content(".pop[data-call-id='4.4'] .pop-transferred-from")
+    assert "<u>angry</u> about invoice" in await page.text_content(".pop[data-call-id='4.4'] .pop-notes")
+    # This agent answers and transfers it on: the pop stays, marked, until closed; no wrap-up.
+    await stub.send({"type": "call", "call_id": "4.4", "event": "answered", "agent": "1001", "ts": now()})
+    await wait_status(page, "on-call")
+    await stub.send({"type": "call", "call_id": "4.4", "event": "transferred", "to": "1003", "ts": now()})
+    await wait_status(page, "ready")
+    assert "Transferred to 1003" in await page.text_content(".pop[data-call-id='4.4'] .pop-state")
+    await stub.send({"type": "call", "call_id": "4.4", "event": "ended", "reason": "completed", "ts": now()})
+    await page.click(".pop[data-call-id='4.4'] .pop-close")
+    assert await page.locator(".pop").count() == 0 and await status(page) == "ready"
+    assert page.script_errors == []
