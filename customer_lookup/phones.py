@@ -138,6 +138,12 @@ def _normalize(raw: str, region: str) -> NormalizedPhone:
 
 # How a reading came about; decides its kind and whether it may key an invalid number.
 _LIBRARY, _FOREIGN_IDD_READING, _PLUS_DROPPED, _PLUS_ADDED = "library", "foreign-idd", "plus-dropped", "plus-added"
+_NANP_READING = "nanp-shape"
+# '(415) 555-0100', '1 (415) 555-0100': the North American way of writing a
+# number, area code in parentheses.  Databases of companies outside North
+# America keep their US customers like this, without the +1.
+_NANP_SHAPE = re.compile(r"^(?:1[\s.-]?)?(\(\d{3}\)[\s.-]?\d{3}[\s.-]?\d{4}(?:\s*(?:ext\.?|x|#)\s*\d{1,6})?)$", re.IGNORECASE)
+_NANP_REGIONS = frozenset(phonenumbers.region_codes_for_country_code(1))
 
 
 def _readings(text: str, digits: str, region: str) -> Iterator[tuple[PhoneNumber, str]]:
@@ -159,6 +165,9 @@ def _readings(text: str, digits: str, region: str) -> Iterator[tuple[PhoneNumber
        numbers stored without it (``'4930123456'``).  Not when the text has
        parentheses, which mark a national area code: ``'(415) 555-0100'`` is
        not a Swiss number.
+    5. Exactly the North American shape ``'(415) 555-0100'`` outside North
+       America: ``+1`` in front.  Only reached when the region's own reading is
+       not valid, so a Spanish ``'(91) 234-5678'`` never gets here.
     """
     stripped = text.lstrip()
     first = _parse(text, region)
@@ -184,6 +193,11 @@ def _readings(text: str, digits: str, region: str) -> Iterator[tuple[PhoneNumber
         guessed = _parse("+" + stripped, region)
         if guessed is not None:
             yield guessed, _PLUS_ADDED
+    nanp = _NANP_SHAPE.match(stripped)
+    if nanp is not None and region not in _NANP_REGIONS:
+        american = _parse("+1 " + nanp.group(1), region)
+        if american is not None:
+            yield american, _NANP_READING
 
 
 def _full_length(number: PhoneNumber) -> bool:

@@ -54,9 +54,21 @@ def test_short_numbers_written_three_ways_meet():
 
 
 def test_invalid_but_parseable_is_flagged_not_dropped():
-    phone = normalize("(415) 555-0100", "ES")  # a US number in a Spanish database, no country code
-    assert phone.key is not None and not phone.key.startswith("+") and not phone.valid
-    assert phone.kind == "invalid"
+    phone = normalize("91 234 567", "ES")  # a digit short
+    assert phone.key == "invalid:ES:91234567" and not phone.valid and phone.kind == "invalid"
+    assert normalize("+34 91 234 567", "ES").key == normalize("0034 91 234 567", "ES").key == "invalid:ES:91234567"
+
+
+@pytest.mark.parametrize("stored", ["(415) 555-0100", "1 (415) 555-0100", "(415)555-0100", "(415) 555.0100 ext. 7"])
+def test_north_american_shape_in_a_foreign_database(stored):
+    """US customers kept the American way, without +1, in a Spanish database."""
+    phone = normalize(stored, "ES")
+    assert phone.key == "+14155550100" and phone.kind == "national"
+
+
+def test_north_american_shape_never_beats_a_valid_local_reading():
+    assert normalize("(91) 234-5678", "ES").key == "+34912345678"
+    assert normalize("(123) 555-0100", "ES").e164 is None  # no such area code: not guessed
 
 
 @pytest.mark.parametrize(
