@@ -1,4 +1,5 @@
-"""The HTML pages over real HTTP: escaping, redirects, static files, JS syntax.
+"""The HTML pages over real HTTP: escaping, redirects, static files, JS syntax,
+and (last section) the contract with the real auth middleware.
 
 The app here is a bare aiohttp app with the pages only.  The real service
 puts the logged-in user and the CSRF token on the request in its auth
@@ -15,6 +16,7 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass
+from datetime import timedelta
 from html.parser import HTMLParser
 
 import aiohttp
@@ -23,8 +25,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from agent_ui import pages
+from agent_ui import access, auth, pages
 from agent_ui.pages import PageSettings, normalize_dispositions, safe_next
+from screenpop.auth.accounts import LockoutPolicy, SessionPolicy
+from screenpop.auth.models import sessions, users
+from screenpop.auth.store import AccountStore
+from screenpop.config import AuthSettings
+from screenpop.db import create_engine, metadata
 
 # The app's contract is plain string keys request["user"] / request["csrf_token"].
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
@@ -324,3 +331,105 @@ def test_js_never_turns_data_into_markup():
     for path in pages.STATIC_DIR.glob("*.js"):
         for number, line in enumerate(path.read_text().splitlines(), 1):
             assert not UNSAFE_SINKS.search(line), f"{path.name}:{number}: {line.strip()}"
+
+
+# ------------------------------------------------------------------ with the real auth
+#
+# The contract with agent_ui.auth/access: every page route carries a rule the
+# registry accepts (the app refuses to start otherwise), an anonymous browser
+# is sent to the login page, the CSRF token in the page is the session's own
+# and works for a state-changing call, and roles land on the right page.
+# Accounts live in a real SQLite file (screenpop.auth.store).
+
+PW = "s3cret-pass-for-pages"
+
+
+def page_rule(rule: str):
+    """The pages say "support" (every role) as the brief's rule strings do;
+    the registry spells that access.ANY_USER."""
+    return access.ANY_USER if rule == "support" else rule
+
+
+@pytest.fixture
+async def site(tmp_path):
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/pages.sqlite3")
+    async with engine.begin() as conn:
+        await conn.run_sync(lambda c: metadata.create_all(c, tables=[users, sessions]))
+    store = AccountStore(engine, lockout=LockoutPolicy(max_failures=5, lock_seconds=300),
+                         sessions=SessionPolicy(idle=timedelta(hours=1), absolute=timedelta(hours=8), touch_every=timedelta(seconds=60)),
+                         scrypt_n=2**4)
+    await store.create_user("ana", PW, "agent", "1001", HOSTILE)  # display name is an attack
+    await store.create_user("sam", PW, "supervisor", None, "Sam")
+    app = web.Application()
+    auth.setup(app, store, AuthSettings())
+    pages.add_page_routes(app, lambda m, p, h, r: access.add(app, m, p, h, page_rule(r)),
+                          settings=pages.PageSettings(dispositions=["sale", "callback"]))
+
+    async def touch(request):  # a state-changing API call, to prove the page's token works
+        return web.json_response({"ok": True})
+
+    access.add(app, "POST", "/api/v1/touch", touch, access.ANY_USER)
+    server = TestServer(app)
+    await server.start_server()  # runs access.check: a page without a rule would fail here
+    yield server
+    await server.close()
+    await engine.dispose()
+
+
+def browser_like(server) -> aiohttp.ClientSession:
+    # unsafe=True: keep the cookies of an IP-address host (127.0.0.1)
+    return aiohttp.ClientSession(base_url=str(server.make_url("/")), cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+
+HTML = {"Accept": "text/html,application/xhtml+xml"}
+
+
+async def login(session, username):
+    async with session.post("/api/v1/session", json={"username": username, "password": PW}) as resp:
+        assert resp.status == 200
+        return await resp.json()
+
+
+def meta_csrf(body: str) -> str:
+    return re.search(r'<meta name="csrf-token" content="([^"]*)">', body).group(1)
+
+
+async def test_auth_anonymous_browser_is_sent_to_login_and_login_assets_are_public(site):
+    async with browser_like(site) as s:
+        for path in ("/", "/interactions", "/interactions/1.2"):
+            async with s.get(path, headers=HTML, allow_redirects=False) as resp:
+                assert resp.status == 302 and resp.headers["Location"] == "/login?next=" + path
+        for path in ("/login", "/static/login.js", "/static/app.css", "/static/api.js"):
+            async with s.get(path) as resp:
+                assert resp.status == 200, path
+
+
+async def test_auth_agent_gets_the_desktop_with_the_sessions_csrf_token(site):
+    async with browser_like(site) as s:
+        session_json = await login(s, "ana")
+        async with s.get("/", headers=HTML, allow_redirects=False) as resp:
+            assert resp.status == 200
+            body = await resp.text()
+        token = meta_csrf(body)
+        assert token and token == session_json["csrf_token"]
+        assert HOSTILE not in body and str(markupsafe.escape(HOSTILE)) in body  # the display name
+        assert 'data-agent-id="1001"' in body
+        async with s.post("/api/v1/touch", json={}) as resp:
+            assert resp.status == 403  # no token: refused
+        async with s.post("/api/v1/touch", json={}, headers={"X-CSRF-Token": token}) as resp:
+            assert resp.status == 200
+        async with s.delete("/api/v1/session", headers={"X-CSRF-Token": token}) as resp:
+            assert resp.status == 204
+        async with s.get("/", headers=HTML, allow_redirects=False) as resp:
+            assert resp.status == 302 and resp.headers["Location"].startswith("/login")
+
+
+async def test_auth_supervisor_lands_on_the_search(site):
+    async with browser_like(site) as s:
+        await login(s, "sam")
+        async with s.get("/", headers=HTML, allow_redirects=False) as resp:
+            assert resp.status == 302 and resp.headers["Location"] == "/interactions"
+        async with s.get("/interactions", headers=HTML) as resp:
+            body = await resp.text()
+            assert resp.status == 200 and meta_csrf(body)
+            assert 'href="/"' in body and ">Desktop<" not in body  # no desktop link for a supervisor
