@@ -71,6 +71,7 @@ class Connection:
         *,
         transport: asyncio.Transport | None = None,
         on_ack: OnAck | None = None,
+        agent_id: str | None = None,
     ):
         self.ws = ws
         self.transport = transport  # to abort a peer that will not finish closing
@@ -78,7 +79,7 @@ class Connection:
         self.settings = settings
         self.on_ack = on_ack
         self.username: str = getattr(user, "username", "?")
-        self.agent_id: str | None = getattr(user, "agent_id", None)
+        self.agent_id: str | None = agent_id or getattr(user, "agent_id", None)  # whose pops it carries
         self.end_reason: str | None = None
         self.strikes = 0
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(settings.queue_size)
@@ -138,10 +139,7 @@ class Connection:
                 return
 
     def _drop_slow(self) -> None:
-        log.warning(
-            "ws client dropped reason=%s user=%s agent=%s queued=%d",
-            TOO_SLOW, self.username, self.agent_id, self.queued,
-        )
+        log.warning("ws client too slow, dropped agent=%s queued=%d user=%s", self.agent_id, self.queued, self.username)
         self.close(TRY_AGAIN_LATER, "too slow, reconnect", reason=TOO_SLOW)
 
     async def _write(self) -> None:

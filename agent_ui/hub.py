@@ -11,6 +11,7 @@ The hub is the ``Delivery`` the orchestrator talks to: ``send_to_agent`` and
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
@@ -22,39 +23,65 @@ from agent_ui.connections import Connection, OnAck, SocketSettings
 
 log = logging.getLogger(__name__)
 
-AGENT, SUPERVISOR = "agent", "supervisor"
+AGENT, SUPERVISOR, WATCHER = "agent", "supervisor", "watcher"
 SUPERVISOR_ROLES = frozenset({"supervisor", "admin"})
+MAX_AGENT_ID = 64
 
-Replay = Callable[[Any], Awaitable[list[protocol.Message]]]
+# The pops an agent's screen should show right now, by agent id: the
+# orchestrator's ``pops_for`` fits as is; an async function (another node,
+# over the bus) fits too.
+Replay = Callable[[str], "list[protocol.Message] | Awaitable[list[protocol.Message]]"]
 
 
-async def no_replay(user: Any) -> list[protocol.Message]:
+def no_replay(agent_id: str) -> list[protocol.Message]:
     return []
+
+
+class NotAllowed(ValueError):
+    """This user may not open this socket; the message is shown to the client (403)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Audience:
-    """Which messages a socket receives: one agent's, or the supervisors'."""
+    """Which messages a socket receives.
 
-    kind: str  # agent | supervisor
+    ``agent``: one agent's own pops; ``supervisor``: queue and agent states;
+    ``watcher``: a supervisor following one agent's pops (``screenpop watch
+    --agent``), kept apart from the agent's own sockets so an observer never
+    makes an agent look logged in."""
+
+    kind: str
     agent_id: str | None = None
 
 
-def audience_of(user: Any) -> Audience | None:
-    """None when the user may not open a socket (an agent account with no agent id, an unknown role).
+def audience_of(user: Any, requested_agent: str | None = None) -> Audience:
+    """The audience of a user's socket, or NotAllowed.
 
-    An agent is registered under its own agent id and nothing else, so no
-    query parameter or header can make a socket receive someone else's pops."""
+    An agent gets its own agent id and nothing else, whatever it asks for,
+    so no query parameter can make a socket receive someone else's pops.
+    Supervisors and admins get the supervisors' messages, or follow the one
+    agent they name.  This is the single place where that policy lives."""
     role = getattr(user, "role", None)
+    if requested_agent is not None and not (0 < len(requested_agent) <= MAX_AGENT_ID and requested_agent.isprintable()):
+        raise NotAllowed("not a valid agent id")
     if role == "agent":
-        agent_id = getattr(user, "agent_id", None)
-        return Audience(AGENT, str(agent_id)) if agent_id else None
+        own = getattr(user, "agent_id", None)
+        if not own:
+            raise NotAllowed("this agent account has no agent id, so it cannot receive pops")
+        if requested_agent is not None and requested_agent != str(own):
+            raise NotAllowed("an agent receives only their own pops")
+        return Audience(AGENT, str(own))
     if role in SUPERVISOR_ROLES:
-        return Audience(SUPERVISOR)
-    return None
+        return Audience(WATCHER, requested_agent) if requested_agent is not None else Audience(SUPERVISOR)
+    raise NotAllowed("this account cannot receive pops (unknown role)")
 
 
 class Hub:
+    """The ``Delivery`` of the orchestrator, and the registry of open sockets.
+
+    ``replay`` gives the pops to show a (re)connecting agent; the service
+    passes ``orchestrator.pops_for``."""
+
     def __init__(
         self,
         replay: Replay = no_replay,
@@ -66,6 +93,7 @@ class Hub:
         self.settings = settings
         self.on_ack = on_ack
         self._agents: dict[str, set[Connection]] = {}
+        self._watchers: dict[str, set[Connection]] = {}
         self._supervisors: set[Connection] = set()
         self._audience: dict[Connection, Audience] = {}
         self.dropped = 0  # connections forgotten because an offer failed (too slow, or gone)
@@ -73,11 +101,15 @@ class Hub:
     # ------------------------------------------------------------ delivery
 
     def send_to_agent(self, agent_id: str, message: protocol.Message) -> int:
-        """Offer one message to every socket of an agent; returns how many took it."""
+        """Offer one message to every socket of an agent (and its watchers); returns how many took it.
+
+        Never waits: a socket whose queue is full is dropped, not awaited."""
         conns = self._agents.get(agent_id)
-        if not conns:
+        watchers = self._watchers.get(agent_id)
+        if not conns and not watchers:
             return 0
-        return self._fan_out(conns, protocol.encode_frame(message))
+        frame = protocol.encode_frame(message)
+        return (self._fan_out(conns, frame) if conns else 0) + (self._fan_out(watchers, frame) if watchers else 0)
 
     def send_to_supervisors(self, message: protocol.Message) -> int:
         if not self._supervisors:
@@ -85,9 +117,9 @@ class Hub:
         return self._fan_out(self._supervisors, protocol.encode_frame(message))
 
     def broadcast(self, message: protocol.Message) -> int:
-        """Every socket, agents and supervisors (e.g. a notice before a restart)."""
+        """Every socket (e.g. a notice before a restart)."""
         frame = protocol.encode_frame(message)
-        return sum(self._fan_out(c, frame) for c in [*self._agents.values(), self._supervisors] if c)
+        return self._fan_out(set(self._audience), frame)
 
     def _fan_out(self, conns: set[Connection], frame: bytes) -> int:
         sent = 0
@@ -98,7 +130,7 @@ class Hub:
             else:
                 gone = gone or []
                 gone.append(conn)
-        for conn in gone or ():
+        for conn in gone or ():  # after the loop: the set must not change while iterated
             self.dropped += 1
             self.remove(conn)
         return sent
@@ -106,71 +138,117 @@ class Hub:
     # ------------------------------------------------------------ registry
 
     def connected_agents(self) -> set[str]:
+        """Agents with at least one socket of their own (watchers do not count)."""
         return set(self._agents)
 
     def connections_of(self, agent_id: str) -> list[Connection]:
         return list(self._agents.get(agent_id, ()))
 
+    def watchers_of(self, agent_id: str) -> list[Connection]:
+        return list(self._watchers.get(agent_id, ()))
+
     def supervisors(self) -> list[Connection]:
         return list(self._supervisors)
 
     def __len__(self) -> int:
-        return sum(len(c) for c in self._agents.values()) + len(self._supervisors)
+        """Open sockets of every kind (the ``screenpop_websocket_connections`` gauge)."""
+        return len(self._audience)
 
     def add(self, conn: Connection, audience: Audience) -> None:
         self._audience[conn] = audience
-        if audience.kind == AGENT:
-            self._agents.setdefault(audience.agent_id, set()).add(conn)  # type: ignore[arg-type]
-        else:
+        if audience.kind == SUPERVISOR:
             self._supervisors.add(conn)
+        else:
+            self._table(audience).setdefault(audience.agent_id, set()).add(conn)  # type: ignore[arg-type]
 
     def remove(self, conn: Connection) -> None:
         """Forget a connection (idempotent)."""
         audience = self._audience.pop(conn, None)
         if audience is None:
             return
-        if audience.kind == AGENT:
-            conns = self._agents.get(audience.agent_id)  # type: ignore[arg-type]
-            if conns is not None:
-                conns.discard(conn)
-                if not conns:
-                    del self._agents[audience.agent_id]  # type: ignore[arg-type]
-        else:
+        if audience.kind == SUPERVISOR:
             self._supervisors.discard(conn)
+            return
+        table = self._table(audience)
+        conns = table.get(audience.agent_id)  # type: ignore[arg-type]
+        if conns is not None:
+            conns.discard(conn)
+            if not conns:
+                del table[audience.agent_id]  # type: ignore[arg-type]
+
+    def _table(self, audience: Audience) -> dict[str, set[Connection]]:
+        return self._agents if audience.kind == AGENT else self._watchers
 
     # ------------------------------------------------------------ sockets
 
-    async def serve(self, ws: web.WebSocketResponse, user: Any, *, transport: asyncio.Transport | None = None) -> str:
+    async def serve(
+        self,
+        ws: web.WebSocketResponse,
+        user: Any,
+        audience: Audience | None = None,
+        *,
+        transport: asyncio.Transport | None = None,
+    ) -> str:
         """Register a prepared socket, greet it, replay its open pops, serve it until it closes.
 
         Registration comes before the replay and live messages are held
         meanwhile, so nothing sent while the replay is fetched is lost or
         overtaken by an older replayed pop.  Returns why the socket ended."""
-        audience = audience_of(user)
-        if audience is None:
-            raise ValueError(f"user {getattr(user, 'username', '?')!r} may not open a socket")
-        conn = Connection(ws, user, self.settings, transport=transport, on_ack=self.on_ack)
-        conn.offer(protocol.encode_frame(self._hello(user)))
+        audience = audience or audience_of(user)
+        conn = Connection(ws, user, self.settings, transport=transport, on_ack=self.on_ack, agent_id=audience.agent_id)
+        conn.offer(protocol.encode_frame(self._hello(user, audience)))
         conn.hold()
         self.add(conn, audience)
-        log.info("ws connected user=%s agent=%s audience=%s", conn.username, conn.agent_id, audience.kind)
-        replaying = asyncio.create_task(self._replay_into(conn, user), name=f"ws-replay-{conn.username}")
+        log.info("ws connected user=%s agent=%s audience=%s sockets=%d", conn.username, audience.agent_id, audience.kind, len(self))
+        # A plain function (the orchestrator's pops_for) is asked in the same
+        # step as the registration, so no pop can be both live and replayed;
+        # an async one runs aside while live messages wait behind it.
+        pending = self._replay_now(conn, audience)
+        replaying = asyncio.create_task(self._replay_later(conn, audience, pending), name=f"ws-replay-{conn.username}") if pending else None
         try:
             return await conn.run()
         finally:
-            replaying.cancel()
+            if replaying is not None:
+                replaying.cancel()
+                pending.cancel()  # type: ignore[union-attr]
             self.remove(conn)
 
-    async def _replay_into(self, conn: Connection, user: Any) -> None:
-        frames: list[bytes] = []
+    def _replay_now(self, conn: Connection, audience: Audience) -> asyncio.Future | None:
+        """Release the replay at once, or return the awaitable still to be waited for."""
+        pops: Any = []
+        if audience.agent_id is not None:
+            try:
+                pops = self.replay(audience.agent_id)
+            except Exception:
+                log.exception("ws replay failed user=%s agent=%s", conn.username, audience.agent_id)
+            if inspect.isawaitable(pops):
+                return asyncio.ensure_future(pops)
+        self._release(conn, audience, pops)
+        return None
+
+    async def _replay_later(self, conn: Connection, audience: Audience, pending: asyncio.Future) -> None:
+        pops: Any = []
         try:
-            frames = [protocol.encode_frame(m) for m in await self.replay(user)]
+            pops = await pending
         except Exception:
-            log.exception("ws replay failed user=%s", conn.username)
+            log.exception("ws replay failed user=%s agent=%s", conn.username, audience.agent_id)
+        self._release(conn, audience, pops)
+
+    def _release(self, conn: Connection, audience: Audience, pops: Any) -> None:
+        frames: list[bytes] = []
+        for message in pops or ():
+            try:
+                frames.append(protocol.encode_frame(message))
+            except (TypeError, ValueError):
+                log.exception("ws replay skipped a message user=%s agent=%s", conn.username, audience.agent_id)
+        if frames:
+            log.info("ws replay user=%s agent=%s pops=%d", conn.username, audience.agent_id, len(frames))
         conn.release(frames)
 
-    def _hello(self, user: Any) -> protocol.Hello:
+    def _hello(self, user: Any, audience: Audience) -> protocol.Hello:
         who = {"username": getattr(user, "username", None), "role": getattr(user, "role", None), "agent_id": getattr(user, "agent_id", None)}
+        if audience.kind == WATCHER:
+            who["watching"] = audience.agent_id
         return protocol.Hello(user=who, heartbeat=self.settings.heartbeat)
 
     async def close_all(self, code: int = WSCloseCode.GOING_AWAY, message: str = "server shutting down") -> None:
@@ -183,4 +261,3 @@ class Hub:
             _, pending = await asyncio.wait(waits, timeout=3 * self.settings.close_timeout)
             for w in pending:
                 w.cancel()
-

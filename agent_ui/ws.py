@@ -5,16 +5,27 @@ Authentication happens before the upgrade, so a refused browser gets a plain
 and closes.  The same session as the pages: ``authenticate`` is injected and
 reads the cookie or the ``token`` query parameter; this module never looks at
 credentials itself.
+
+``?agent=ID`` names whose pops to follow: an agent may only name itself, a
+supervisor or admin may follow any agent (``screenpop watch --agent``);
+without it a supervisor's socket gets the queue and agent states.
+
+A browser sends the session cookie with a WebSocket handshake from any page,
+so a foreign page could open ``/ws`` as the logged-in agent and read the
+customer cards (cross-site WebSocket hijacking).  Browsers always send
+``Origin``; when it is there it must be this server (or a configured
+origin).  Non-browser clients (``screenpop watch``) send none.
 """
 from __future__ import annotations
 
 import logging
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Collection
 
 from aiohttp import web
+from yarl import URL
 
 from agent_ui.connections import new_websocket
-from agent_ui.hub import Hub, audience_of
+from agent_ui.hub import Hub, NotAllowed, audience_of
 
 log = logging.getLogger(__name__)
 
@@ -27,20 +38,57 @@ def json_error(status: int, reason: str, **headers: str) -> web.Response:
     return web.json_response({"error": reason}, status=status, headers=headers or None)
 
 
-def setup(app: web.Application, hub: Hub, authenticate: Authenticate, *, path: str = ROUTE) -> None:
+def same_origin(request: web.Request, allowed: Collection[str] = ()) -> bool:
+    """True without an Origin header, or when it names this host (or an allowed origin).
+
+    The host is compared, not the scheme: behind a TLS-terminating proxy the
+    page is https while aiohttp sees http."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    if origin in allowed:
+        return True
+    try:
+        url = URL(origin)
+        host = url.raw_host
+    except ValueError:
+        return False
+    if not host:
+        return False
+    authority = host if url.explicit_port is None else f"{host}:{url.explicit_port}"
+    forwarded = request.headers.get("X-Forwarded-Host")
+    return authority.lower() in {h.lower() for h in (request.host, forwarded) if h}
+
+
+def setup(
+    app: web.Application,
+    hub: Hub,
+    authenticate: Authenticate,
+    *,
+    path: str = ROUTE,
+    allowed_origins: Collection[str] = (),
+) -> None:
+    """Add ``GET path`` serving ``hub``; ``authenticate(request)`` returns the user (``.username``,
+    ``.role``, ``.agent_id``) or None.  Sockets are closed on application shutdown."""
+
     async def websocket(request: web.Request) -> web.StreamResponse:
+        if not same_origin(request, allowed_origins):
+            log.warning("ws refused reason=foreign-origin origin=%s remote=%s", request.headers.get("Origin", "")[:100], request.remote)
+            return json_error(403, "this page may not open the agent socket (foreign Origin)")
         user = await authenticate(request)
         if user is None:
             log.info("ws refused reason=unauthenticated remote=%s", request.remote)
             return json_error(401, "log in first (session cookie or token query parameter)")
-        if audience_of(user) is None:
-            log.warning("ws refused reason=no-audience user=%s role=%s", getattr(user, "username", "?"), getattr(user, "role", None))
-            return json_error(403, "this account cannot receive pops (no agent id or unknown role)")
+        try:
+            audience = audience_of(user, request.query.get("agent"))
+        except NotAllowed as exc:
+            log.warning("ws refused reason=not-allowed user=%s role=%s detail=%s", getattr(user, "username", "?"), getattr(user, "role", None), exc)
+            return json_error(403, str(exc))
         ws = new_websocket(hub.settings)
         if not ws.can_prepare(request).ok:
             return json_error(426, "this endpoint speaks WebSocket only", Upgrade="websocket")
         await ws.prepare(request)
-        await hub.serve(ws, user, transport=request.transport)
+        await hub.serve(ws, user, audience, transport=request.transport)
         return ws
 
     async def close_sockets(app: web.Application) -> None:

@@ -61,14 +61,26 @@ def http_base(url: str) -> URL:
     return u.with_scheme(scheme).with_path(path or "/").with_query(None).with_fragment(None)
 
 
-def ws_url(url: str, token: str) -> str:
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What opens the socket: a token (``?token=``) or the session cookie the login set."""
+
+    token: str | None = None
+    cookie: str | None = None  # "name=value; name2=value2", as sent back in a Cookie header
+
+
+def ws_url(url: str, token: str | None = None, agent: str | None = None) -> str:
     base = http_base(url)
     scheme = "wss" if base.scheme == "https" else "ws"
-    return str(base.with_scheme(scheme).with_path(base.path.rstrip("/") + WS_PATH).with_query({"token": token}))
+    query = {k: v for k, v in (("token", token), ("agent", agent)) if v is not None}
+    return str(base.with_scheme(scheme).with_path(base.path.rstrip("/") + WS_PATH).with_query(query or None))
 
 
-async def login(url: str, username: str, password: str, *, timeout: float = 10.0) -> str:
-    """A session token from ``POST /api/v1/session``; WatchError when the server says no."""
+async def login(url: str, username: str, password: str, *, timeout: float = 10.0) -> Credentials:
+    """Log in with ``POST /api/v1/session``; WatchError when the server says no.
+
+    The session is the cookie the server sets (the pages' session); a token
+    in the JSON answer is used when there is no cookie."""
     target = http_base(url)
     target = target.with_path(target.path.rstrip("/") + SESSION_PATH)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
@@ -76,11 +88,15 @@ async def login(url: str, username: str, password: str, *, timeout: float = 10.0
             if resp.status in (400, 401, 403):
                 raise WatchError(f"login refused for {username!r} (HTTP {resp.status})")
             resp.raise_for_status()
-            body = await resp.json()
+            cookie = "; ".join(f"{name}={morsel.value}" for name, morsel in resp.cookies.items()) or None
+            try:
+                body = await resp.json(content_type=None)
+            except ValueError:
+                body = None
     token = body.get("token") if isinstance(body, dict) else None
-    if not isinstance(token, str) or not token:
-        raise WatchError("login answered without a token")
-    return token
+    if cookie is None and not (isinstance(token, str) and token):
+        raise WatchError("login answered with neither a session cookie nor a token")
+    return Credentials(token=None if cookie else token, cookie=cookie)
 
 
 # ------------------------------------------------------------------ viewer
@@ -92,41 +108,59 @@ async def watch(
     token: str | None,
     username: str | None,
     password: str | None,
+    agent: str | None = None,
+    as_json: bool = False,
     out: TextIO = sys.stdout,
+    status: TextIO | None = None,
     backoff: Backoff = Backoff(),
     max_failures: int | None = None,
 ) -> None:
-    """Print every message for this user until cancelled, reconnecting when the server goes away.
+    """Print every message for this user (or for ``agent``) until cancelled, reconnecting when the server goes away.
 
-    With a username and password, an expired token is replaced by logging in
-    again; with only a token, a refused token ends the viewer (WatchError).
-    ``max_failures`` consecutive failed attempts also end it (None: never)."""
+    With a username and password, an expired session is replaced by logging
+    in again; with only a token, a refused token ends the viewer (WatchError).
+    ``max_failures`` consecutive failed attempts also end it (None: never).
+    With ``as_json`` each message is one JSON line on ``out`` and the
+    viewer's own notices go to ``status`` (default: ``out``), so the output
+    can be piped to ``jq``."""
     if token is None and not (username and password):
         raise WatchError("give a token, or a username and a password")
-    fresh = False  # a token we just obtained: a 401 with it is final
+    creds = Credentials(token=token) if token is not None else None
+    status = status or out
+    fresh = False  # credentials we just obtained: a 401 with them is final
     failures = 0
 
-    def say(line: str) -> None:
-        print(f"{time.strftime('%H:%M:%S')} {line}", file=out, flush=True)
+    def say(line: str, stream: TextIO | None = None) -> None:
+        print(f"{time.strftime('%H:%M:%S')} {line}", file=stream or status, flush=True)
+
+    def show(raw: str | bytes) -> None:
+        message = _parse(raw)
+        if as_json:
+            print(json.dumps(message, ensure_ascii=False, separators=(",", ":")), file=out, flush=True)
+        else:
+            say(format_message(message), out)
 
     while True:
         try:
-            if token is None:
-                token, fresh = await login(url, username, password), True  # type: ignore[arg-type]
-            async with connect(ws_url(url, token), open_timeout=10, max_size=2**20) as ws:
+            if creds is None:
+                creds, fresh = await login(url, username, password), True  # type: ignore[arg-type]
+            headers = {"Cookie": creds.cookie} if creds.cookie else None
+            async with connect(ws_url(url, creds.token, agent), additional_headers=headers, open_timeout=10, max_size=2**20) as ws:
                 failures = 0
                 async for raw in ws:
-                    say(format_message(_parse(raw)))
+                    show(raw)
             say(f"server closed the connection ({ws.close_code} {ws.close_reason or ''})".rstrip() + ", reconnecting")
         except InvalidStatus as exc:
-            status = exc.response.status_code
-            if status not in (401, 403):
-                say(f"server refused the connection (HTTP {status}), retrying")
+            code = exc.response.status_code
+            if code == 403:  # logged in, but not allowed (another agent's pops): retrying will not help
+                raise WatchError(f"the server refused (HTTP 403{_reason(exc)})") from None
+            if code != 401:
+                say(f"server refused the connection (HTTP {code}), retrying")
             elif fresh or not (username and password):
-                raise WatchError(f"the server refused the session token (HTTP {status})") from None
+                raise WatchError(f"the server refused the session (HTTP 401{_reason(exc)})") from None
             else:
                 say("session expired, logging in again")
-                token = None
+                creds = None
                 continue
         except InvalidURI as exc:
             raise WatchError(str(exc)) from None
@@ -139,6 +173,15 @@ async def watch(
         delay = backoff.delay(failures)
         say(f"reconnecting in {delay:.1f}s")
         await asyncio.sleep(delay)
+
+
+def _reason(exc: InvalidStatus) -> str:
+    """The server's one-line reason from a JSON error body, if any."""
+    try:
+        reason = json.loads(exc.response.body or b"").get("error")
+    except (ValueError, AttributeError):
+        return ""
+    return f": {_clean(reason)}" if isinstance(reason, str) else ""
 
 
 def _parse(raw: str | bytes) -> Any:

@@ -4,8 +4,10 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -19,6 +21,7 @@ from agent_ui.hub import Hub
 from agent_ui.protocol import CallUpdate, CardUpdate, Pop, Retract
 from screenpop.watch import Backoff, WatchError, format_message, http_base, watch, ws_url
 
+ROOT = Path(__file__).resolve().parents[2]
 FAST = Backoff(first=0.05, maximum=0.2)
 TIMEOUT = 5.0
 
@@ -46,21 +49,25 @@ class User:
     agent_id: str | None = None
 
 
-TOKENS = {"tok-alice": User("alice", "agent", "1001")}
-PASSWORDS = {"alice": ("s3cret", "tok-alice")}
+TOKENS = {"tok-alice": User("alice", "agent", "1001"), "tok-sue": User("sue", "supervisor")}
+PASSWORDS = {"alice": ("s3cret", "tok-alice"), "sue": (" pass phrase ", "tok-sue")}
+COOKIE = "screenpop_session"
 
 
 async def authenticate(request):
-    return TOKENS.get(request.query.get("token", ""))
+    """Stand-in for agent_ui.auth (written separately): session cookie, else ``token`` query parameter."""
+    return TOKENS.get(request.cookies.get(COOKIE) or request.query.get("token", ""))
 
 
 async def session_endpoint(request: web.Request) -> web.Response:
-    """Test double of POST /api/v1/session (implemented elsewhere)."""
+    """Stand-in for POST /api/v1/session: the session travels as a cookie, as for the pages."""
     body = await request.json()
     known = PASSWORDS.get(body.get("username"))
     if known is None or known[0] != body.get("password"):
         return web.json_response({"error": "bad credentials"}, status=401)
-    return web.json_response({"token": known[1]})
+    response = web.json_response({"username": body["username"]})
+    response.set_cookie(COOKIE, known[1], httponly=True, samesite="Lax")
+    return response
 
 
 async def start(port: int = 0) -> tuple[Hub, TestServer]:
@@ -201,6 +208,107 @@ async def test_watch_needs_a_token_or_credentials():
         await watch("http://127.0.0.1:1", token=None, username="alice", password=None, out=io.StringIO())
 
 
+async def test_a_supervisor_follows_one_agent_and_an_agent_cannot_follow_another(running):
+    hub, server = running
+    out = io.StringIO()
+    task = asyncio.create_task(watch(base(server), token=None, username="sue", password=" pass phrase ", agent="1001", out=out, backoff=FAST))
+    await wait_for_output(out, "HELLO connected as sue (supervisor)", task)
+    hub.send_to_agent("1002", Pop("not-followed", "sales", {"number": "2"}, None))
+    hub.send_to_agent("1001", Pop("followed", "sales", {"number": "1"}, None))
+    await wait_for_output(out, "POP call=followed", task)
+    assert "not-followed" not in out.getvalue()
+    await stop(task)
+
+    with pytest.raises(WatchError, match="HTTP 403: an agent receives only their own pops"):
+        await asyncio.wait_for(watch(base(server), token="tok-alice", username=None, password=None, agent="1002", out=io.StringIO(), backoff=FAST), TIMEOUT)
+
+
+async def test_json_mode_prints_each_message_as_one_json_line_and_notices_apart(running):
+    hub, server = running
+    out, notices = io.StringIO(), io.StringIO()
+    task = asyncio.create_task(watch(base(server), token="tok-alice", username=None, password=None, as_json=True, out=out, status=notices, backoff=FAST))
+    await wait_for_output(out, '"type":"hello"', task)
+    hub.send_to_agent("1001", Pop("c1", "sales", {"number": "912345678", "name": "Zoë\nNewline"}, CARD))
+    hub.send_to_agent("1001", Retract("c1", "abandoned"))
+    await wait_for_output(out, '"type":"retract"', task)
+    await server.close()
+    await wait_for_output(notices, "reconnecting in", task)
+    await stop(task)
+    messages = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [m["type"] for m in messages] == ["hello", "pop", "retract"]
+    assert messages[1]["caller"]["name"] == "Zoë\nNewline" and messages[1]["card"] == CARD
+
+
+# ------------------------------------------------------------------ the command line
+
+
+async def run_cli(*args: str, stdin: bytes | None = None, until: str | None = None, then=None) -> tuple[int, str, str]:
+    """``screenpop watch`` in a child process, as an operator runs it."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "import sys; from screenpop.cli import main; sys.exit(main(sys.argv[1:]))", "watch", *args,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT,
+    )
+    if stdin is not None:
+        proc.stdin.write(stdin)
+    proc.stdin.close()
+    out = b""
+    try:
+        if until is not None:
+            while until.encode() not in out:
+                line = await asyncio.wait_for(proc.stdout.readline(), 15)
+                assert line, f"the viewer ended early: {out.decode()} {(await proc.stderr.read()).decode()}"
+                out += line
+                if then is not None and (b"HELLO" in line or b'"hello"' in line):
+                    then()
+            proc.terminate()
+        rest, err = await asyncio.wait_for(proc.communicate(), 15)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    return proc.returncode, (out + rest).decode(), err.decode()
+
+
+async def test_the_command_prints_the_pops_with_a_token_file(running, tmp_path):
+    hub, server = running
+    token_file = tmp_path / "token"
+    token_file.write_text("tok-alice\n")
+    code, out, _ = await run_cli(
+        "--url", base(server), "--token-file", str(token_file),
+        until="POP call=c1", then=lambda: hub.send_to_agent("1001", Pop("c1", "sales", {"number": "912345678"}, CARD)),
+    )
+    assert "HELLO connected as alice (agent 1001)" in out
+    assert "José García (Acme Ibérica) VIP" in out
+
+
+async def test_the_command_logs_in_and_follows_an_agent_in_json(running, tmp_path):
+    hub, server = running
+    code, out, err = await run_cli(
+        "--url", base(server), "--user", "sue", "--password-file", "-", "--agent", "1001", "--json",
+        stdin=b" pass phrase \n",
+        until='"call_id":"c9"', then=lambda: hub.send_to_agent("1001", Retract("c9", "abandoned")),
+    )
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert lines[0]["type"] == "hello" and lines[0]["user"]["watching"] == "1001"
+    assert lines[-1] == {"type": "retract", "call_id": "c9", "reason": "abandoned"}
+
+
+async def test_the_command_explains_refusals_in_one_line(running, tmp_path):
+    _, server = running
+    wrong = tmp_path / "wrong"
+    wrong.write_text("nope\n")
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    code, _, err = await run_cli("--url", base(server), "--user", "alice", "--password-file", str(wrong))
+    assert code == 2 and err.strip() == "screenpop: login refused for 'alice' (HTTP 401)"
+    code, _, err = await run_cli("--url", base(server), "--token-file", str(empty))
+    assert code == 2 and "token file" in err and "is empty" in err
+    code, _, err = await run_cli("--url", base(server), "--user", "alice")
+    assert code == 2 and "--user needs --password-file" in err
+    code, _, err = await run_cli("--url", "ftp://x", "--token-file", str(wrong))
+    assert code == 2 and "not a server URL" in err
+
+
 # ------------------------------------------------------------------ URLs
 
 
@@ -215,6 +323,11 @@ async def test_watch_needs_a_token_or_credentials():
 )
 def test_the_socket_url_follows_the_server_url(url, expected):
     assert ws_url(url, "t+1") == expected
+
+
+def test_the_socket_url_names_the_followed_agent_and_carries_no_token_with_a_cookie():
+    assert ws_url("http://pbx.example:8080", None, "1001") == "ws://pbx.example:8080/ws?agent=1001"
+    assert ws_url("http://pbx.example:8080") == "ws://pbx.example:8080/ws"
 
 
 @pytest.mark.parametrize("url", ["pbx.example:8080", "ftp://pbx.example", "http://"])

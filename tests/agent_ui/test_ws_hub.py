@@ -162,9 +162,47 @@ async def test_an_agent_receives_only_their_own_pops(make_server):
 
 async def test_a_query_parameter_cannot_subscribe_to_another_agent(make_server):
     srv = await make_server()
-    await srv.connect("tok-alice&agent_id=1002&agent=1002")
+    await srv.connect("tok-alice&agent_id=1002&agent=1001")  # naming yourself is fine, other keys are ignored
     assert srv.hub.connected_agents() == {"1001"}
     assert srv.hub.send_to_agent("1002", pop("c1")) == 0
+    with pytest.raises(InvalidStatus) as refused:
+        await connect(srv.url("?token=tok-alice&agent=1002"), open_timeout=TIMEOUT)
+    assert refused.value.response.status_code == 403
+    assert b"only their own pops" in refused.value.response.body
+
+
+async def test_a_supervisor_can_follow_one_agent_without_making_it_look_logged_in(make_server):
+    srv = await make_server(replay=lambda agent_id: [pop("open-" + agent_id)])
+    sue = await connect(srv.url("?token=tok-sue&agent=1002"), open_timeout=TIMEOUT)
+    srv.clients.append(sue)
+    hello = await recv_json(sue)
+    assert hello["user"]["watching"] == "1002"
+    assert (await recv_json(sue))["call_id"] == "open-1002"  # the agent's open pops, replayed
+    assert srv.hub.connected_agents() == set() and len(srv.hub.watchers_of("1002")) == 1
+    assert srv.hub.send_to_supervisors(QueueState("sales", 1)) == 0  # a watcher is not on the supervisors' feed
+
+    bob = await srv.connect("tok-bob")
+    assert (await recv_json(bob))["call_id"] == "open-1002"
+    assert srv.hub.send_to_agent("1002", Retract("open-1002", "abandoned")) == 2
+    assert (await recv_json(sue))["type"] == "retract" and (await recv_json(bob))["type"] == "retract"
+    assert srv.hub.send_to_agent("1001", pop("not-bobs")) == 0
+
+
+@pytest.mark.parametrize("origin, status", [("http://evil.example", 403), ("null", 403), (None, 101), ("SAME", 101)])
+async def test_a_foreign_page_cannot_open_the_socket_with_the_agents_cookie(make_server, origin, status):
+    srv = await make_server()
+    if origin == "SAME":
+        origin = f"http://{srv.server.host}:{srv.server.port}"
+    headers = {"Origin": origin} if origin else {}
+    if status == 403:
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(srv.url("?token=tok-alice"), open_timeout=TIMEOUT, additional_headers=headers)
+        assert refused.value.response.status_code == 403
+        assert len(srv.hub) == 0
+    else:
+        client = await connect(srv.url("?token=tok-alice"), open_timeout=TIMEOUT, additional_headers=headers, origin=None)
+        srv.clients.append(client)
+        assert (await recv_json(client))["type"] == "hello"
 
 
 async def test_every_tab_of_an_agent_receives_every_pop(make_server):
@@ -226,9 +264,9 @@ async def test_a_reconnecting_browser_gets_the_pops_of_its_open_calls(make_serve
     open_pops = {"1001": [pop("c1"), pop("c2", "billing")], "1002": [pop("c9")]}
     asked = []
 
-    async def replay(user):
-        asked.append(user.agent_id)
-        return open_pops.get(user.agent_id, [])
+    async def replay(agent_id):
+        asked.append(agent_id)
+        return open_pops.get(agent_id, [])
 
     srv = await make_server(replay=replay)
     first = await srv.connect("tok-alice")
@@ -248,7 +286,7 @@ async def test_a_reconnecting_browser_gets_the_pops_of_its_open_calls(make_serve
 async def test_live_messages_sent_during_the_replay_come_after_it(make_server):
     gate = asyncio.Event()
 
-    async def slow_replay(user):
+    async def slow_replay(agent_id):
         await gate.wait()
         return [pop("c1")]
 
@@ -261,14 +299,14 @@ async def test_live_messages_sent_during_the_replay_come_after_it(make_server):
 
 
 async def test_a_failing_replay_still_serves_the_socket(make_server, caplog):
-    async def broken(user):
+    async def broken(agent_id):
         raise RuntimeError("orchestrator not ready")
 
     srv = await make_server(replay=broken)
     alice = await srv.connect("tok-alice")
     srv.hub.send_to_agent("1001", pop("c1"))
     assert (await recv_json(alice))["call_id"] == "c1"
-    assert "ws replay failed user=alice" in caplog.text
+    assert "ws replay failed user=alice agent=1001" in caplog.text
 
 
 # ------------------------------------------------------------------ slow, dead and hostile clients
@@ -319,8 +357,8 @@ async def test_a_client_that_stops_reading_is_dropped_while_a_fast_one_gets_ever
 
     assert received == [str(i) for i in range(sent)]
     assert max(lags) < 1.0
-    assert "ws client dropped reason=too-slow user=alice agent=1001" in caplog.text
-    dropped = [r for r in caplog.records if "reason=too-slow" in r.getMessage()]
+    assert "ws client too slow, dropped agent=1001 queued=32 user=alice" in caplog.text
+    dropped = [r for r in caplog.records if "too slow, dropped" in r.getMessage()]
     assert len(dropped) == 1
 
     # When the stalled browser reads again, it finds the close frame: 1013, try again later.
@@ -443,3 +481,88 @@ async def test_shutting_the_server_down_closes_every_socket_with_1001(make_serve
             await recv_json(client)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
     assert len(srv.hub) == 0
+
+
+# ------------------------------------------------------------------ the orchestrator as the sender
+
+
+class CardLookup:
+    """Stand-in for LookupService (its own tests are in tests/lookup): one card now, a fuller one later."""
+
+    def __init__(self):
+        self.late = asyncio.Event()
+
+    async def lookup(self, number, *, on_late=None):
+        from customer_lookup.card import KNOWN, PENDING, CustomerCard, Person, SourceStatus
+
+        async def later():
+            await self.late.wait()
+            await on_late(CustomerCard(KNOWN, number, number, [Person(name="Ana Garcia", billing={"balance": "9.00"})], {"billing": SourceStatus("ok")}))
+
+        asyncio.create_task(later())
+        return CustomerCard(KNOWN, number, number, [Person(name="Ana Garcia")], {"billing": SourceStatus(PENDING)})
+
+
+async def test_the_orchestrator_pops_retracts_updates_and_replays_through_real_sockets(make_server):
+    from screenpop.orchestrator import Orchestrator
+    from telephony.events import CallAnswered, CallEnded, CallQueued, CallRinging, iso_utc
+
+    holder = {}
+    srv = await make_server(replay=lambda agent_id: holder["orchestrator"].pops_for(agent_id))
+    lookup = CardLookup()
+    orchestrator = holder["orchestrator"] = Orchestrator(lookup, srv.hub)
+    alice_tabs = [await srv.connect("tok-alice") for _ in range(2)]
+    bob = await srv.connect("tok-bob")
+    now = iso_utc(time.time())
+
+    orchestrator.handle(CallQueued("c1", now, "support", "+34912345678", "ANA", 1))
+    orchestrator.handle(CallRinging("c1", now, "1001", "support", "+34912345678", "ANA"))
+    orchestrator.handle(CallRinging("c1", now, "1002", "support", "+34912345678", "ANA"))
+    await orchestrator.drain()
+    for client in (*alice_tabs, bob):
+        popped = await recv_json(client)
+        assert (popped["type"], popped["call_id"], popped["state"]) == ("pop", "c1", "ringing")
+        assert popped["card"]["persons"][0]["name"] == "Ana Garcia" and popped["caller"]["number"] == "+34912345678"
+
+    await bob.close()  # bob's browser reloads while the phone rings: the pop comes back
+    await wait_until(lambda: "1002" not in srv.hub.connected_agents(), what="bob's old socket to go")
+    bob = await srv.connect("tok-bob")
+    assert (await recv_json(bob))["call_id"] == "c1"
+
+    orchestrator.handle(CallAnswered("c1", now, "1001", "support", 4.0))
+    await orchestrator.drain()
+    assert await recv_json(bob) == {"type": "retract", "call_id": "c1", "reason": "answered elsewhere"}
+    for tab in alice_tabs:
+        update = await recv_json(tab)
+        assert (update["type"], update["event"], update["agent"]) == ("call", "answered", "1001")
+
+    lookup.late.set()  # the slow billing source answers
+    for tab in alice_tabs:
+        card = await recv_json(tab)
+        assert card["type"] == "card" and card["card"]["persons"][0]["billing"] == {"balance": "9.00"}
+
+    third = await srv.connect("tok-alice")  # a new tab mid-call shows the answered call with the late data
+    replayed = await recv_json(third)
+    assert (replayed["call_id"], replayed["state"]) == ("c1", "answered")
+    assert replayed["card"]["persons"][0]["billing"] == {"balance": "9.00"}
+
+    orchestrator.handle(CallEnded("c1", now, "1001", "completed", 30.0))
+    await orchestrator.drain()
+    for tab in (*alice_tabs, third):
+        assert (await recv_json(tab))["event"] == "ended"
+    late_tab = await srv.connect("tok-alice")
+    srv.hub.send_to_agent("1001", Retract("marker", "test"))
+    assert (await recv_json(late_tab))["call_id"] == "marker"  # no replay: the call is over
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(bob.recv(), 0.2)  # bob heard nothing after the retract
+
+
+async def test_the_connections_gauge_reads_the_hub(make_server):
+    from screenpop.metrics import ServiceMetrics
+
+    srv = await make_server()
+    metrics = ServiceMetrics()
+    metrics.bind_gauge(metrics.ws_connections, lambda: len(srv.hub))
+    await srv.connect("tok-alice")
+    await srv.connect("tok-sue")
+    assert b"screenpop_websocket_connections 2.0" in metrics.render()
