@@ -203,7 +203,9 @@ function onPop(msg) {
   // Local wrap-up outranks a replayed pop: the agent still owes the outcome.
   if (call.state !== 'wrapup') {
     if (msg.state === 'answered') {
-      if (call.state !== 'answered') call.answeredAt = Date.now();
+      // A replay after a reload: the server's answer time, when it sends one,
+      // keeps the timer honest; otherwise it restarts from now.
+      if (call.state !== 'answered') call.answeredAt = msg.answered_at ? serverTime(msg.answered_at) : Date.now();
       call.state = 'answered';
     } else if (call.state !== 'answered') {
       call.state = 'ringing';
