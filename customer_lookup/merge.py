@@ -122,7 +122,7 @@ def _person(group: list[SourceRecord]) -> Person:
             if str(flag) not in person.flags:
                 person.flags.append(str(flag))
         for section, columns in (("sales", SALES), ("billing", BILLING), ("support", SUPPORT)):
-            values = {k: v for k, v in record.items() if k in columns}
+            values = {k: v for k, v in record.items() if k in columns and v is not None}  # NULL is "not known here", never a value
             if values:
                 current = getattr(person, section) or {}
                 for key, value in values.items():

@@ -75,3 +75,17 @@ def test_circuit_breaker_opens_after_failures_and_half_opens_after_cooldown():
     assert breaker.allow()
     breaker.success()
     assert breaker.state == "closed" and breaker.allow()
+
+
+def test_null_columns_neither_make_a_section_nor_hide_a_value():
+    from customer_lookup.merge import SourceRecord, merge
+
+    (person,) = merge(
+        [
+            SourceRecord("sales", "1", {"name": "Bob", "email": "bob@x.example", "billing_account": None, "segment": None}),
+            SourceRecord("crm", "9", {"email": "bob@x.example", "segment": "retail"}),
+        ],
+        ["sales", "crm"],
+    )
+    assert person.billing is None
+    assert person.sales == {"segment": "retail"}
