@@ -27,6 +27,21 @@ ORDER_STATUS = (("delivered", 70), ("shipped", 8), ("pending", 5), ("cancelled",
 FIRST_KEY = 1000  # random customers' keys start here; personas use smaller ones
 
 
+class FastRandom(random.Random):
+    """Float-based integer draws, two to three times faster than the exact
+    ones in a loop of millions; their bias (at most n / 2**53) cannot show in
+    demo data.  ``randrange`` takes a single ``stop`` here."""
+
+    def randrange(self, stop: int) -> int:  # type: ignore[override]
+        return int(self.random() * stop)
+
+    def randint(self, a: int, b: int) -> int:
+        return a + int(self.random() * (b - a + 1))
+
+    def choice(self, seq):
+        return seq[int(self.random() * len(seq))]
+
+
 def money(cents: int) -> Decimal:
     return Decimal(cents).scaleb(-2)
 
@@ -45,7 +60,7 @@ def catalog(seed: int) -> list[dict]:
 class World:
     def __init__(self, plan: Plan, seed: int, today: dt.date, products: list[dict]):
         self.plan = plan
-        self.rng = random.Random(f"screenpop-world-{seed}")
+        self.rng = FastRandom(f"screenpop-world-{seed}")
         self.numbers = NumberPlan()
         self.night = int(dt.datetime.combine(today, dt.time(2, 0), tzinfo=UTC).timestamp())
         self.today = today
