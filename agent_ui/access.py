@@ -9,7 +9,8 @@ Rules, flat (no role hierarchy: reading a rule tells who gets in):
 
 * ``"public"`` — anyone, no session looked up;
 * ``"agent"`` / ``"supervisor"`` / ``"admin"`` — that role only;
-* a set of roles, e.g. ``{"supervisor", "admin"}``; :data:`ANY_USER` is every role;
+* a set of roles, e.g. ``{"supervisor", "admin"}``; :data:`ANY_USER` is every
+  role, also spelled ``"support"`` (everyone who handles calls);
 * ``"billing_token"`` — an integration client with a billing bearer token.
 
 Three ways to give a route its rule::
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 PUBLIC = "public"
 BILLING_TOKEN = "billing_token"
 ANY_USER = frozenset(ROLES)
+SUPPORT = "support"  # the name pages and the API use for ANY_USER
 _ROLE_KIND = "roles"
 
 
@@ -49,7 +51,10 @@ class AccessRuleError(RuntimeError):
 class Rule:
     kind: str  # public | roles | billing_token
     roles: frozenset[str] = frozenset()
-    query_token: bool = False  # the session token may come as ?token= (WebSocket clients only: query strings end up in logs)
+    # The session token may come as ?token= on this route.  WebSocket handshakes
+    # always allow it (a browser cannot set headers on them); elsewhere query
+    # strings end up in logs and browser history, so only when asked for.
+    query_token: bool = False
 
     def admits(self, role: str | None) -> bool:
         return self.kind == _ROLE_KIND and role in self.roles
@@ -79,6 +84,8 @@ def parse_rule(spec: Any = None, *, roles: Iterable[str] | None = None, query_to
         if query_token:
             raise AccessRuleError("query_token only makes sense for a rule naming roles")
         return Rule(spec)
+    if spec == SUPPORT:
+        spec = ANY_USER
     if isinstance(spec, str):
         spec = {spec}
     if not isinstance(spec, (set, frozenset, list, tuple)) or not spec:
@@ -215,6 +222,6 @@ def setup(app: web.Application, authenticator) -> AppAccess:
 
 __all__ = [
     "AppAccess", "setup",
-    "ADMIN", "AGENT", "ANY_USER", "BILLING_TOKEN", "PUBLIC", "SUPERVISOR", "AccessRuleError", "Registry", "Rule",
+    "ADMIN", "AGENT", "ANY_USER", "BILLING_TOKEN", "PUBLIC", "SUPERVISOR", "SUPPORT", "AccessRuleError", "Registry", "Rule",
     "RouteRule", "add", "check", "declare", "install", "listing", "parse_rule", "public", "registry", "requires",
 ]

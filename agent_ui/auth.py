@@ -286,13 +286,12 @@ async def delete_session(request: web.Request) -> web.Response:
 # --------------------------------------------------------------- middleware
 
 
+def _is_websocket(request: web.Request) -> bool:
+    return request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"
+
+
 def _wants_html(request: web.Request, via: str | None) -> bool:
-    return (
-        request.method in ("GET", "HEAD")
-        and "text/html" in request.headers.get(hdrs.ACCEPT, "")
-        and request.headers.get(hdrs.UPGRADE, "").lower() != "websocket"
-        and via != "bearer"
-    )
+    return request.method in ("GET", "HEAD") and "text/html" in request.headers.get(hdrs.ACCEPT, "") and not _is_websocket(request) and via != "bearer"
 
 
 async def _csrf_ok(request: web.Request, expected: str) -> bool:
@@ -334,10 +333,11 @@ async def middleware(request: web.Request, handler):
         return await handler(request)
     if rule.kind == access.BILLING_TOKEN:
         if not auth.billing_tokens.check(request.headers.get(hdrs.AUTHORIZATION)):
-            log.warning("access refused reason=bad-token path=%s remote=%s", request.path, client_address(request, auth.settings))
+            reason = "bad-token" if auth.billing_tokens else "no-billing-token-configured"  # fail closed; pass billing_tokens= to the Authenticator
+            log.warning("access refused reason=%s path=%s remote=%s", reason, request.path, client_address(request, auth.settings))
             return json_error(401, "a valid bearer token is required", **{"WWW-Authenticate": 'Bearer realm="billing"'})
         return await handler(request)
-    active, via = await _identify(request, rule.query_token)
+    active, via = await _identify(request, rule.query_token or _is_websocket(request))
     if active is None:
         return _refuse(request, 401, "log in first", via)
     user = active.user
@@ -347,7 +347,7 @@ async def middleware(request: web.Request, handler):
     if via == "cookie" and request.method not in SAFE_METHODS and not await _csrf_ok(request, active.session.csrf_token):
         log.warning("access refused reason=csrf user=%s method=%s path=%s", user.username, request.method, request.path)
         return _refuse(request, 403, f"missing or wrong CSRF token (send the {CSRF_HEADER} header)", via)
-    if via == "cookie" and request.headers.get(hdrs.UPGRADE, "").lower() == "websocket" and not _same_origin(request):
+    if via == "cookie" and _is_websocket(request) and not _same_origin(request):
         log.warning("access refused reason=cross-origin-websocket user=%s origin=%s", user.username, request.headers.get(hdrs.ORIGIN))
         return _refuse(request, 403, "WebSocket from another origin", via)
     return await handler(request)

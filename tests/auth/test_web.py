@@ -339,6 +339,10 @@ def test_listing_names_every_route_and_its_rule(users):
     assert None not in table.values()
 
 
+def test_support_means_every_role():
+    assert access.parse_rule("support") == access.parse_rule(access.ANY_USER) == access.parse_rule(roles={"agent", "supervisor", "admin"})
+
+
 @pytest.mark.parametrize("spec", ["root", set(), "", 42, {"agent", "boss"}])
 def test_malformed_rules_are_refused(spec):
     with pytest.raises(access.AccessRuleError):
