@@ -5,12 +5,12 @@ Wiring (once, before the app starts)::
     auth = agent_ui.auth.setup(app, store, settings.auth, billing_tokens=tokens)
     access.add(app, "GET", "/api/v1/calls", handler, roles={"supervisor", "admin"})
     ws.setup(app, hub, agent_ui.auth.authenticate)
-    access.declare(app, "GET", "/ws", access.ANY_USER, query_token=True)
+    access.declare(app, "GET", "/ws", "support")
 
 How a request is identified, in this order: ``Authorization: Bearer <session
-token>`` (scripts, ``screenpop watch``), the session cookie (browsers), and on
-routes that allow it the ``token`` query parameter (WebSocket clients that
-cannot set headers).  Only the cookie is sent by the browser on its own, so
+token>`` (scripts, ``screenpop watch``), the ``token`` query parameter on
+WebSocket handshakes (clients that cannot set headers) and routes declared
+with ``query_token=True``, then the session cookie (browsers).  Only the cookie is sent by the browser on its own, so
 only cookie-authenticated state changes need the CSRF token; a cookie-
 authenticated WebSocket upgrade must come from our own origin, since
 browsers do not apply CORS to WebSockets.
@@ -117,16 +117,16 @@ def is_https(request: web.Request, settings: AuthSettings) -> bool:
 
 
 def _presented_token(request: web.Request, settings: AuthSettings, query_token: bool) -> tuple[str | None, str | None]:
+    """The explicit credential wins over the one the browser adds on its own:
+    a header, then (where allowed) ``?token=``, then the cookie."""
     header = request.headers.get(hdrs.AUTHORIZATION, "")
     scheme, _, value = header.partition(" ")
     if header:
         return (value.strip(), "bearer") if scheme.lower() == "bearer" else (None, None)
-    cookie = request.cookies.get(settings.cookie_name)
-    if cookie:
-        return cookie, "cookie"
     if query_token and request.query.get("token"):
         return request.query["token"], "query"
-    return None, None
+    cookie = request.cookies.get(settings.cookie_name)
+    return (cookie, "cookie") if cookie else (None, None)
 
 
 async def _identify(request: web.Request, query_token: bool = False) -> tuple[ActiveSession | None, str | None]:

@@ -386,6 +386,10 @@ async def test_websocket_token_query_parameter(running):
         assert refused.value.status == 401
         async with bare.get(running.url(f"/api/v1/calls?token={token}")) as resp:
             assert resp.status == 401  # query tokens only where the route allows them (they end up in logs)
+    client, _ = await logged_in(running, "alice")
+    async with client:  # an explicit token wins over the browser's cookie
+        async with client.ws_connect(f"/ws?token={token}") as sock:
+            assert (await sock.receive_json(timeout=5))["user"]["username"] == "sue"
 
 
 async def test_cookie_websocket_from_another_origin_is_refused(running):
