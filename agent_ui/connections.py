@@ -44,6 +44,7 @@ class SocketSettings:
     close_timeout: float = 2.0  # how long a closing handshake may take before the socket is aborted
     max_strikes: int = 5  # bad frames tolerated before closing with 1008
     max_frame: int = 64 * 1024  # aiohttp closes with 1009 above this; above 4 KB we answer 'error'
+    max_per_audience: int = 32  # sockets of one agent (tabs, machines, watchers) before refusing more (429)
 
 
 def new_websocket(settings: SocketSettings) -> web.WebSocketResponse:

@@ -141,6 +141,15 @@ class Hub:
         """Agents with at least one socket of their own (watchers do not count)."""
         return set(self._agents)
 
+    def has_room_for(self, audience: Audience) -> bool:
+        """False when this agent (or the supervisors' feed) already has its share of sockets.
+
+        22 KB per idle socket is cheap, but not for a script opening them
+        in a loop with one stolen session."""
+        if audience.kind == SUPERVISOR:
+            return len(self._supervisors) < self.settings.max_per_audience * 4
+        return len(self._table(audience).get(audience.agent_id, ())) < self.settings.max_per_audience  # type: ignore[arg-type]
+
     def connections_of(self, agent_id: str) -> list[Connection]:
         return list(self._agents.get(agent_id, ()))
 

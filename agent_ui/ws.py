@@ -60,22 +60,34 @@ def same_origin(request: web.Request, allowed: Collection[str] = ()) -> bool:
     return authority.lower() in {h.lower() for h in (request.host, forwarded) if h}
 
 
+async def user_from_middleware(request: web.Request) -> Any:
+    """For an app whose auth middleware already put the user on the request."""
+    return request.get("user")
+
+
 def setup(
     app: web.Application,
     hub: Hub,
-    authenticate: Authenticate,
+    authenticate: Authenticate = user_from_middleware,
     *,
     path: str = ROUTE,
     allowed_origins: Collection[str] = (),
 ) -> None:
-    """Add ``GET path`` serving ``hub``; ``authenticate(request)`` returns the user (``.username``,
-    ``.role``, ``.agent_id``) or None.  Sockets are closed on application shutdown."""
+    """Add ``GET path`` serving ``hub``; sockets are closed on application shutdown.
+
+    ``authenticate(request)`` returns the user (``.username``, ``.role``,
+    ``.agent_id``) or None; by default the one a middleware stored as
+    ``request["user"]``."""
 
     async def websocket(request: web.Request) -> web.StreamResponse:
         if not same_origin(request, allowed_origins):
             log.warning("ws refused reason=foreign-origin origin=%s remote=%s", request.headers.get("Origin", "")[:100], request.remote)
             return json_error(403, "this page may not open the agent socket (foreign Origin)")
-        user = await authenticate(request)
+        try:
+            user = await authenticate(request)
+        except Exception:  # the session store is down: the browser retries, it is not logged out
+            log.exception("ws refused reason=authentication-failed remote=%s", request.remote)
+            return json_error(503, "sessions unavailable, retry shortly", **{"Retry-After": "5"})
         if user is None:
             log.info("ws refused reason=unauthenticated remote=%s", request.remote)
             return json_error(401, "log in first (session cookie or token query parameter)")
@@ -84,6 +96,9 @@ def setup(
         except NotAllowed as exc:
             log.warning("ws refused reason=not-allowed user=%s role=%s detail=%s", getattr(user, "username", "?"), getattr(user, "role", None), exc)
             return json_error(403, str(exc))
+        if not hub.has_room_for(audience):
+            log.warning("ws refused reason=too-many-sockets user=%s agent=%s", getattr(user, "username", "?"), audience.agent_id)
+            return json_error(429, "too many open sockets for this agent; close some tabs", **{"Retry-After": "30"})
         ws = new_websocket(hub.settings)
         if not ws.can_prepare(request).ok:
             return json_error(426, "this endpoint speaks WebSocket only", Upgrade="websocket")

@@ -257,6 +257,64 @@ async def test_a_socket_without_a_usable_login_is_refused_before_the_upgrade(mak
     assert len(srv.hub) == 0
 
 
+async def test_a_browser_offering_compression_gets_none(make_server):
+    srv = await make_server()
+    client = await srv.connect("tok-alice", compression="deflate")  # what browsers offer
+    assert client.protocol.extensions == []
+    assert "permessage-deflate" not in client.response.headers.get("Sec-WebSocket-Extensions", "")
+
+
+async def test_an_agent_with_too_many_sockets_is_refused_more(make_server):
+    srv = await make_server(SocketSettings(heartbeat=5.0, max_per_audience=2))
+    for _ in range(2):
+        await srv.connect("tok-alice")
+    with pytest.raises(InvalidStatus) as refused:
+        await connect(srv.url("?token=tok-alice"), open_timeout=TIMEOUT)
+    assert refused.value.response.status_code == 429
+    await srv.connect("tok-bob")  # the limit is per agent
+    assert len(srv.hub) == 3
+
+
+@pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
+async def test_the_user_can_come_from_an_auth_middleware_and_a_broken_session_store_is_a_503():
+    @web.middleware
+    async def auth(request, handler):
+        """Stand-in for the real session middleware (agent_ui.auth, written separately)."""
+        request["user"] = USERS.get(request.query.get("token", ""))
+        return await handler(request)
+
+    hub = Hub(settings=SocketSettings(heartbeat=5.0))
+    app = web.Application(middlewares=[auth])
+    ws_route.setup(app, hub)  # no authenticate given: request["user"]
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    url = str(server.make_url("/ws")).replace("http://", "ws://", 1)
+    try:
+        client = await connect(url + "?token=tok-bob", open_timeout=TIMEOUT)
+        assert (await recv_json(client))["user"]["agent_id"] == "1002"
+        await client.close()
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(url, open_timeout=TIMEOUT)
+        assert refused.value.response.status_code == 401
+
+        async def failing(request):
+            raise ConnectionError("session store unreachable")
+
+        app2 = web.Application()
+        ws_route.setup(app2, Hub(), failing)
+        server2 = TestServer(app2, host="127.0.0.1")
+        await server2.start_server()
+        try:
+            with pytest.raises(InvalidStatus) as refused:
+                await connect(str(server2.make_url("/ws")).replace("http://", "ws://", 1), open_timeout=TIMEOUT)
+            assert refused.value.response.status_code == 503
+            assert refused.value.response.headers["Retry-After"] == "5"
+        finally:
+            await server2.close()
+    finally:
+        await server.close()
+
+
 # ------------------------------------------------------------------ replay
 
 
