@@ -23,6 +23,7 @@ password".
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -52,6 +53,7 @@ MAX_LOGIN_BODY = 8 * 1024
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 BAD_CREDENTIALS = "invalid username or password"
 TOO_MANY = "too many failed logins; try again later"
+PURGE_EVERY = 3600.0  # seconds between sweeps of expired sessions
 
 
 def policies(settings: AuthSettings) -> tuple[LockoutPolicy, SessionPolicy]:
@@ -83,6 +85,26 @@ class Authenticator:
         other middleware sees a request before its rule is checked."""
         app[AUTH] = self
         app.middlewares.insert(0, middleware)
+        app.cleanup_ctx.append(self._purge_expired_sessions)
+
+    async def _purge_expired_sessions(self, app: web.Application):
+        """Sessions nobody comes back to are otherwise only deleted at their
+        user's next login; an hourly sweep keeps the table small."""
+
+        async def sweep() -> None:
+            while True:
+                try:
+                    purged = await self.store.purge_expired()
+                    if purged:
+                        log.info("sessions purged count=%d", purged)
+                except Exception as exc:
+                    log.warning("sessions purge failed reason=%s", type(exc).__name__)
+                await asyncio.sleep(PURGE_EVERY)
+
+        task = asyncio.create_task(sweep(), name="auth-session-purge")
+        yield
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
     async def authenticate(self, request: web.Request) -> User | None:
         return await authenticate(request)
@@ -347,10 +369,39 @@ async def middleware(request: web.Request, handler):
     if via == "cookie" and request.method not in SAFE_METHODS and not await _csrf_ok(request, active.session.csrf_token):
         log.warning("access refused reason=csrf user=%s method=%s path=%s", user.username, request.method, request.path)
         return _refuse(request, 403, f"missing or wrong CSRF token (send the {CSRF_HEADER} header)", via)
-    if via == "cookie" and _is_websocket(request) and not _same_origin(request):
-        log.warning("access refused reason=cross-origin-websocket user=%s origin=%s", user.username, request.headers.get(hdrs.ORIGIN))
-        return _refuse(request, 403, "WebSocket from another origin", via)
+    if _is_websocket(request):
+        if via == "cookie" and not _same_origin(request):
+            log.warning("access refused reason=cross-origin-websocket user=%s origin=%s", user.username, request.headers.get(hdrs.ORIGIN))
+            return _refuse(request, 403, "WebSocket from another origin", via)
+        return await _guarded_socket(request, handler, active)
     return await handler(request)
+
+
+async def _guarded_socket(request: web.Request, handler, active: ActiveSession) -> web.StreamResponse:
+    """Serve a WebSocket while re-checking its session now and then: a socket
+    lives for a whole shift, and a disabled account, a logout or an expired
+    session must stop its pops too, not only its next login."""
+    auth = request.app[AUTH]
+
+    async def watch() -> None:
+        while True:
+            await asyncio.sleep(auth.settings.socket_recheck_seconds)
+            try:
+                alive = await auth.store.session_alive(active.session.id)
+            except Exception as exc:  # a database blip must not log everyone out
+                log.warning("ws session recheck failed user=%s reason=%s", active.user.username, type(exc).__name__)
+                continue
+            if not alive:
+                log.info("ws closed reason=session-ended user=%s", active.user.username)
+                if request.transport is not None:
+                    request.transport.close()
+                return
+
+    watcher = asyncio.create_task(watch(), name=f"ws-session-{active.user.username}")
+    try:
+        return await handler(request)
+    finally:
+        watcher.cancel()
 
 
 def add_routes(app: web.Application, add_route=None, *_ignored) -> None:

@@ -129,9 +129,10 @@ class AuthSettings:
     lock_seconds: int = 300
     rate_limit_failures: int = 20  # failed logins per client address (and per username) per window
     rate_limit_window_seconds: int = 300
+    socket_recheck_seconds: float = 30.0  # how soon an open WebSocket notices its session ended (logout, disable)
 
     def __post_init__(self) -> None:
-        for name in ("session_idle_seconds", "session_absolute_seconds", "max_failures", "lock_seconds", "rate_limit_failures", "rate_limit_window_seconds"):
+        for name in ("session_idle_seconds", "session_absolute_seconds", "max_failures", "lock_seconds", "rate_limit_failures", "rate_limit_window_seconds", "socket_recheck_seconds"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"auth.{name} must be > 0")
 

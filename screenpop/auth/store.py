@@ -231,6 +231,14 @@ class AccountStore:
             session = Session(digest, row.user_id, row.created_at, now, expires, row.csrf_token)
         return ActiveSession(User(row.user_id, row.username, row.role, row.agent_id, row.display_name), session)
 
+    async def session_alive(self, session_id: str) -> bool:
+        """Is the session (by its stored id) still valid, its user enabled?
+        For long-lived connections re-checking themselves; does not slide."""
+        query = select(sessions.c.expires_at, users.c.disabled).join(users, users.c.id == sessions.c.user_id).where(sessions.c.id == session_id)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return row is not None and row.expires_at > self.clock() and not row.disabled
+
     async def end_session(self, token: str) -> bool:
         if not looks_like_token(token):
             return False

@@ -402,6 +402,46 @@ async def test_cookie_websocket_from_another_origin_is_refused(running):
             assert (await sock.receive_json(timeout=5))["type"] == "hello"
 
 
+async def test_an_open_socket_ends_when_its_user_is_disabled(users):
+    app, hub = build_app(users, AuthSettings(socket_recheck_seconds=0.1))
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    running = Running(server, hub, app)
+    try:
+        alice, _ = await logged_in(running, "alice")
+        bob, _ = await logged_in(running, "bob")
+        async with alice, bob:
+            async with alice.ws_connect("/ws") as ws_alice, bob.ws_connect("/ws") as ws_bob:
+                await ws_alice.receive_json(timeout=5)
+                await ws_bob.receive_json(timeout=5)
+                await users.disable("alice")
+                message = await ws_alice.receive(timeout=5)
+                assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
+                await asyncio.sleep(0.3)
+                assert running.hub.connected_agents() == {"1002"}  # bob's socket is untouched
+                assert running.hub.send_to_agent("1002", Pop("c1", "sales", {"number": "1"}, None)) == 1
+                assert (await ws_bob.receive_json(timeout=5))["call_id"] == "c1"
+    finally:
+        await server.close()
+
+
+async def test_expired_sessions_are_swept_at_startup(users, clock):
+    user = await users.get_user("alice")
+    await users.create_session(user)
+    clock.advance(hours=2)
+    app, _ = build_app(users, SETTINGS)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        for _ in range(50):
+            if await users.count_sessions("alice") == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert await users.count_sessions("alice") == 0
+    finally:
+        await server.close()
+
+
 # ------------------------------------------------------------------ logs
 
 
