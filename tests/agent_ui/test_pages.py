@@ -344,12 +344,6 @@ def test_js_never_turns_data_into_markup():
 PW = "s3cret-pass-for-pages"
 
 
-def page_rule(rule: str):
-    """The pages say "support" (every role) as the brief's rule strings do;
-    the registry spells that access.ANY_USER."""
-    return access.ANY_USER if rule == "support" else rule
-
-
 @pytest.fixture
 async def site(tmp_path):
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/pages.sqlite3")
@@ -362,7 +356,7 @@ async def site(tmp_path):
     await store.create_user("sam", PW, "supervisor", None, "Sam")
     app = web.Application()
     auth.setup(app, store, AuthSettings())
-    pages.add_page_routes(app, lambda m, p, h, r: access.add(app, m, p, h, page_rule(r)),
+    pages.add_page_routes(app, lambda m, p, h, r: access.add(app, m, p, h, r),
                           settings=pages.PageSettings(dispositions=["sale", "callback"]))
 
     async def touch(request):  # a state-changing API call, to prove the page's token works
