@@ -76,9 +76,11 @@ class Authenticator:
         self.billing_tokens = billing_tokens or BearerTokens()
         self.monotonic = monotonic
         self.by_address = FailureWindow(settings.rate_limit_failures, settings.rate_limit_window_seconds)
-        # Same threshold as the database lockout, so a name that does not exist
-        # gets "locked" exactly like one that does.
-        self.by_name = FailureWindow(settings.max_failures, settings.lock_seconds)
+        # Same threshold as the database lockout (the store's, should it differ
+        # from the settings), so a name that does not exist gets "locked"
+        # exactly like one that does.
+        lockout = getattr(store, "lockout", None) or policies(settings)[0]
+        self.by_name = FailureWindow(lockout.max_failures, lockout.lock_seconds)
 
     def install(self, app: web.Application) -> None:
         """Attach to ``app`` and put the middleware first (outermost), so no
