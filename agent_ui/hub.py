@@ -197,14 +197,20 @@ class Hub:
         audience: Audience | None = None,
         *,
         transport: asyncio.Transport | None = None,
+        on_open: Callable[[Connection], None] | None = None,
     ) -> str:
         """Register a prepared socket, greet it, replay its open pops, serve it until it closes.
+
+        ``on_open`` receives the connection before anything is sent, for
+        whoever must be able to close it later (a session that ends).
 
         Registration comes before the replay and live messages are held
         meanwhile, so nothing sent while the replay is fetched is lost or
         overtaken by an older replayed pop.  Returns why the socket ended."""
         audience = audience or audience_of(user)
         conn = Connection(ws, user, self.settings, transport=transport, on_ack=self.on_ack, agent_id=audience.agent_id)
+        if on_open is not None:
+            on_open(conn)
         conn.offer(protocol.encode_frame(self._hello(user, audience)))
         conn.hold()
         self.add(conn, audience)

@@ -24,12 +24,18 @@ from typing import Any, Awaitable, Callable, Collection
 from aiohttp import web
 from yarl import URL
 
-from agent_ui.connections import new_websocket
+from agent_ui.connections import Connection, new_websocket
 from agent_ui.hub import Hub, NotAllowed, audience_of
 
 log = logging.getLogger(__name__)
 
 ROUTE = "/ws"
+
+# The open socket of a /ws request, for middleware that must close it (a
+# session that ends): ``request.get(CONNECTION)`` once the handler runs,
+# then ``conn.close(SESSION_ENDED, "session ended", reason="session-ended")``.
+CONNECTION = web.RequestKey("ws_connection", Connection)
+SESSION_ENDED = 4401  # application close code: log in again, do not just reconnect
 
 Authenticate = Callable[[web.Request], Awaitable[Any]]  # -> User | None
 
@@ -103,7 +109,7 @@ def setup(
         if not ws.can_prepare(request).ok:
             return json_error(426, "this endpoint speaks WebSocket only", Upgrade="websocket")
         await ws.prepare(request)
-        await hub.serve(ws, user, audience, transport=request.transport)
+        await hub.serve(ws, user, audience, transport=request.transport, on_open=lambda conn: request.__setitem__(CONNECTION, conn))
         return ws
 
     async def close_sockets(app: web.Application) -> None:

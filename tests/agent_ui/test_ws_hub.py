@@ -315,6 +315,42 @@ async def test_the_user_can_come_from_an_auth_middleware_and_a_broken_session_st
         await server.close()
 
 
+async def test_a_middleware_can_close_the_socket_when_its_session_ends():
+    ended = asyncio.Event()
+
+    @web.middleware
+    async def session_watch(request, handler):
+        """Stand-in for the auth middleware's periodic session re-check."""
+
+        async def end_later():
+            await ended.wait()
+            request[ws_route.CONNECTION].close(ws_route.SESSION_ENDED, "session ended", reason="session-ended")
+
+        task = asyncio.create_task(end_later())
+        try:
+            return await handler(request)
+        finally:
+            task.cancel()
+
+    hub = Hub(settings=SocketSettings(heartbeat=5.0))
+    app = web.Application(middlewares=[session_watch])
+    ws_route.setup(app, hub, authenticate)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        client = await connect(str(server.make_url("/ws?token=tok-alice")).replace("http://", "ws://", 1), open_timeout=TIMEOUT)
+        assert (await recv_json(client))["type"] == "hello"
+        [conn] = hub.connections_of("1001")
+        ended.set()
+        with pytest.raises(ConnectionClosed) as closed:
+            await recv_json(client)
+        assert closed.value.rcvd.code == 4401 and closed.value.rcvd.reason == "session ended"
+        await wait_until(lambda: len(hub) == 0, what="the socket to be forgotten")
+        assert conn.end_reason == "session-ended"
+    finally:
+        await server.close()
+
+
 # ------------------------------------------------------------------ replay
 
 
