@@ -284,7 +284,11 @@ async def post_session(request: web.Request) -> web.Response:
         return json_error(400, "body is not valid JSON")
     if not isinstance(payload, dict) or not isinstance(payload.get("username"), str) or not isinstance(payload.get("password"), str):
         return json_error(400, "username and password are required strings")
-    result = await login(request, payload["username"], payload["password"])
+    try:
+        result = await login(request, payload["username"], payload["password"])
+    except Exception as exc:
+        log.error("login failed reason=store-unavailable error=%s", type(exc).__name__)
+        return json_error(503, "account store unavailable, retry shortly", **{"Retry-After": "5"})
     if not result.ok:
         return result.error_response()
     if request.cookies.get(request.app[AUTH].settings.cookie_name):
@@ -353,7 +357,10 @@ async def middleware(request: web.Request, handler):
     auth = request.app[AUTH]
     if rule.kind == access.PUBLIC:
         if _wants_html(request, None) and request.cookies.get(auth.settings.cookie_name):
-            await _identify(request)  # a page (the login form) may show who is logged in; assets skip the lookup
+            try:
+                await _identify(request)  # a page (the login form) may show who is logged in; assets skip the lookup
+            except Exception as exc:  # a public page still renders, as for nobody
+                log.warning("session check failed reason=%s path=%s", type(exc).__name__, request.path)
         return await handler(request)
     if rule.kind == access.BILLING_TOKEN:
         if not auth.billing_tokens.check(request.headers.get(hdrs.AUTHORIZATION)):
@@ -361,7 +368,11 @@ async def middleware(request: web.Request, handler):
             log.warning("access refused reason=%s path=%s remote=%s", reason, request.path, client_address(request, auth.settings))
             return json_error(401, "a valid bearer token is required", **{"WWW-Authenticate": 'Bearer realm="billing"'})
         return await handler(request)
-    active, via = await _identify(request, rule.query_token or _is_websocket(request))
+    try:
+        active, via = await _identify(request, rule.query_token or _is_websocket(request))
+    except Exception as exc:  # the database is down: say so, never "log in again"
+        log.error("session check failed reason=%s path=%s", type(exc).__name__, request.path)
+        return json_error(503, "session store unavailable, retry shortly", **{"Retry-After": "5"})
     if active is None:
         return _refuse(request, 401, "log in first", via)
     user = active.user

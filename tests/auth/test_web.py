@@ -442,6 +442,28 @@ async def test_expired_sessions_are_swept_at_startup(users, clock):
         await server.close()
 
 
+async def test_a_dead_database_is_503_not_a_logout():
+    """Agents must not be sent to the login page because PostgreSQL restarted."""
+    from screenpop.auth.store import AccountStore
+    from screenpop.db import create_engine
+
+    engine = create_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none", pool_pre_ping=False)
+    app, _ = build_app(AccountStore(engine, scrypt_n=16), SETTINGS)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession(base_url=str(server.make_url("/"))) as client:
+            async with client.get("/api/v1/me", headers={"Cookie": "screenpop_session=" + "a" * 43}) as resp:
+                assert resp.status == 503 and resp.headers["Retry-After"]
+            async with client.post("/api/v1/session", json={"username": "alice", "password": PW}) as resp:
+                assert resp.status == 503
+            async with client.get("/healthz", headers={"Cookie": "screenpop_session=" + "a" * 43, "Accept": "text/html"}) as resp:
+                assert resp.status == 200
+    finally:
+        await server.close()
+        await engine.dispose()
+
+
 # ------------------------------------------------------------------ logs
 
 
