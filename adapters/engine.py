@@ -22,7 +22,10 @@ driver-specific care, and getting it wrong shows up only in production:
 from __future__ import annotations
 
 import os
+import sqlite3
 from urllib.parse import quote
+
+from sqlalchemy import event
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -64,7 +67,21 @@ def make_engine(
         kwargs = {"poolclass": NullPool}
     elif backend != "sqlite":  # in-memory SQLite gets a StaticPool: no sizing
         kwargs.update(pool_size=pool_size, max_overflow=max_overflow, pool_timeout=pool_timeout, pool_recycle=1800)
-    return create_async_engine(url, connect_args=connect_args, **kwargs)
+    engine = create_async_engine(url, connect_args=connect_args, **kwargs)
+    if sqlite_path is not None and read_only:
+        _refuse_missing_file(engine, sqlite_path)
+    return engine
+
+
+def _refuse_missing_file(engine: AsyncEngine, path: str) -> None:
+    """Say plainly that the file is gone, before aiosqlite tries: its failed
+    connect stops its thread without waiting, and that thread then calls
+    into an event loop that may already be closed."""
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _exists(dialect, record, cargs, cparams):
+        if not os.path.exists(path):
+            raise sqlite3.OperationalError(f"SQLite file {path} does not exist")
 
 
 def _sqlite_url(url: URL, read_only: bool) -> tuple[URL, str | None]:

@@ -45,6 +45,18 @@ class SeedError(Exception):
     """A seed that cannot proceed; the message is one line a user can act on."""
 
 
+class SeedExists(SeedError):
+    """Demo tables are already there (and ``force`` was not given)."""
+
+    def __init__(self, message: str, present: dict[str, list[str]]):
+        super().__init__(message)
+        self.present = present  # system -> its demo tables found
+
+    @property
+    def complete(self) -> bool:
+        return all(len(self.present.get(s, ())) == len(schema.SYSTEMS[s].tables) for s in SYSTEMS)
+
+
 @dataclass(slots=True)
 class SeedProgress:
     phase: str  # load | index | done
@@ -111,8 +123,8 @@ async def seed_demo(
         for system in SYSTEMS:  # all checked before anything is touched
             if present[system] and not force:
                 where = make_url(dsns[system]).render_as_string(hide_password=True)
-                raise SeedError(f"{system} database {where} already has demo tables ({', '.join(present[system])}); "
-                                "use --force to replace them")
+                raise SeedExists(f"{system} database {where} already has demo tables ({', '.join(present[system])}); "
+                                 "use --force to replace them", present)
         for system in SYSTEMS:
             await _prepare(conns[dsns[system]], system, present[system])
         writers = {name: TableWriter(conns[dsns[name.split(".")[0]]], table, _schema_of(dsns[name.split(".")[0]]))
@@ -184,6 +196,25 @@ async def seed_demo(
     report("done", customers, sum(written.values()))
     log.info("seed done customers=%d rows=%d seconds=%.1f", customers, sum(written.values()), seconds)
     return SeedResult(customers, dict(written), seconds)
+
+
+async def ensure_seeded(
+    dsns: dict[str, str] | None = None,
+    customers: int = 1000,
+    seed: int = 1,
+    progress: ProgressCallback | None = None,
+) -> SeedResult | None:
+    """Seed unless all three databases already hold the demo tables (then
+    None: an operator's earlier, perhaps bigger, seed is kept).  Half-present
+    demo data is replaced, since the demo cannot run on it.  For ``screenpop
+    demo``, which must work on a fresh checkout without a separate step."""
+    try:
+        return await seed_demo(dsns, customers, seed, progress)
+    except SeedExists as exc:
+        if exc.complete:
+            return None
+        log.warning("demo data incomplete, seeding again present=%s", exc.present)
+        return await seed_demo(dsns, customers, seed, progress, force=True)
 
 
 # ------------------------------------------------------------------ helpers

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.demo import SYSTEMS, SeedError, demo_sources, seed_demo
+from adapters.demo import SYSTEMS, SeedError, SeedExists, demo_sources, ensure_seeded, seed_demo
 from screenpop.cli import main
 from screenpop.commands.seed import ProgressLine
 from screenpop.config import load_settings
@@ -152,3 +152,18 @@ async def test_a_failed_seed_leaves_nothing_behind(engine_dsns):
     with pytest.raises(SeedError, match="disk on fire"):
         await seed_demo(dsns, 5000, 1, explode, today=TODAY)
     await seed_demo(dsns, 10, 1, today=TODAY)  # no --force needed: nothing was kept
+
+
+async def test_ensure_seeded_keeps_complete_data_and_repairs_partial_data(sqlite_dsns, tmp_path):
+    first = await ensure_seeded(sqlite_dsns, 30, 1)
+    assert first is not None and first.customers == 30
+    before = _dump(tmp_path / "sales.sqlite3")
+    assert await ensure_seeded(sqlite_dsns, 500, 1) is None
+    assert _dump(tmp_path / "sales.sqlite3") == before  # kept as it was
+    with sqlite3.connect(tmp_path / "support.sqlite3") as conn:
+        conn.execute("DROP TABLE tickets")
+    again = await ensure_seeded(sqlite_dsns, 40, 1)
+    assert again is not None and again.customers == 40
+    with pytest.raises(SeedExists) as exists:
+        await seed_demo(sqlite_dsns, 40, 1)
+    assert exists.value.complete

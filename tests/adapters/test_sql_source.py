@@ -57,7 +57,7 @@ async def test_iter_phones_streams_every_row_and_skips_empty_ones(people_dsn):
     finally:
         await source.close()
     assert len(rows) == 25_001
-    assert rows[0] == ("1", "+34 912 34 56 78") or ("1", "+34 912 34 56 78") in rows
+    assert ("1", "+34 912 34 56 78") in rows
     assert all(isinstance(k, str) and isinstance(p, str) and p.strip() for k, p in rows)
     assert ("10", "600000000") in rows and not any(k in ("2", "3") for k, _ in rows)
 
