@@ -172,7 +172,8 @@ class InteractionStore:
             return []
         limit, _ = validate.page(limit, 0)
         c = interactions.c
-        where = [c.caller_e164 == e164]
+        # a call whose lookup was never logged still counts when the PBX sent E.164
+        where = [or_(c.caller_e164 == e164, and_(c.caller_e164.is_(None), c.caller_number == e164))]
         if exclude_call_id:
             where.append(c.call_id != exclude_call_id)
         if (bound := validate.time_bound("before", before)) is not None:

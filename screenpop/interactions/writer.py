@@ -188,6 +188,13 @@ class InteractionWriter:
                 self._task.cancel()
                 await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        elif self._pending or self._has_spill():  # never started: one attempt
+            try:
+                await asyncio.wait_for(self._round(), timeout)
+            except BaseException as exc:
+                if not isinstance(exc, Exception):
+                    raise
+                self._failed(exc)
         if self._pending:
             if self.spill_path is not None:
                 self._spill(list(self._pending.values()), why="stopping while the database is unreachable")

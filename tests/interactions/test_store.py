@@ -165,3 +165,6 @@ async def test_history_of_a_caller_newest_first_with_outcomes(store):
     assert [h["call_id"] for h in await store.history("+34912345678", limit=1)] == ["1795383106.0"]
     assert [h["call_id"] for h in await store.history("+34912345678", before="2026-11-20")] == ["h-old"]
     assert await store.history("+10000000000") == [] and await store.history("") == []
+    # no lookup logged (abandoned before any pop), but the PBX sent E.164
+    await store.upsert([InteractionRecord("h-nolookup", caller_number="+34912345678", started_at="2026-10-01T09:00:00.000000Z")])
+    assert [h["call_id"] for h in await store.history("+34912345678", limit=10)][-1] == "h-nolookup"

@@ -258,3 +258,38 @@ def test_torn_and_damaged_spill_lines_are_skipped(tmp_path, caplog):
     assert first == good[:1] and not at_end
     assert spill.read_chunk(path, offset, 1)[0] == good[1:]
     assert "torn last line" in caplog.text and "unreadable line" in caplog.text
+
+
+# ---------------------------------------------------------------- hanging
+
+
+async def test_a_hanging_database_times_out_writes_and_loses_nothing(engine, store, tmp_path):
+    """The database answers nothing (another session holds the table or the
+    file locked): writes time out, are retried, and once the lock goes every
+    call is there once; a stop during the hang spills what is queued."""
+    events = capture_events()
+    path = tmp_path / "spill.jsonl"
+    writer = InteractionWriter(store, spill_path=path, **{**FAST, "write_timeout": 0.5})
+    await writer.start()
+    await feed(writer, events[:10])
+    await eventually(lambda: writer.stats.rows_written > 0, what="first writes")
+    async with engine.connect() as blocker:
+        if engine.dialect.name == "postgresql":
+            await blocker.exec_driver_sql("BEGIN")
+            await blocker.exec_driver_sql("LOCK TABLE interactions IN ACCESS EXCLUSIVE MODE")
+        else:
+            await blocker.exec_driver_sql("BEGIN EXCLUSIVE")
+        await feed(writer, events[10:])
+        await eventually(lambda: writer.stats.failures >= 1, what="timed-out writes")
+        started = asyncio.get_running_loop().time()
+        await writer.stop(timeout=0.3)  # stopping while it hangs: queued records go to the file
+        # SQLite's driver thread finishes its busy wait (5 s) before a cancelled write returns
+        assert asyncio.get_running_loop().time() - started < 7
+        assert path.exists() or writer.replay_path.exists()
+        await blocker.rollback()
+    assert writer.stats.dropped == 0
+    later = InteractionWriter(store, spill_path=path, **FAST)
+    await later.start()
+    await eventually(lambda: not path.exists() and not later.replay_path.exists(), what="spill replayed")
+    await later.stop()
+    await assert_logged(store, expected(events))
