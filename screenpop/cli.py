@@ -48,7 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rate", type=float, default=0.5, help="simulated calls per second (default 0.5)")
     demo.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: run until Ctrl-C)")
     demo.add_argument("--speed", type=float, default=1.0, help="play calls this many times faster than real time")
-    demo.add_argument("--json", action="store_true", help="print call events as JSON lines instead of a timeline")
+    demo.add_argument("--port", type=int, default=None, help="web port (default: [web] port, 8080)")
+    demo.add_argument("--customers", type=int, default=20_000, help="customers to seed when the demo databases are missing")
+    demo.add_argument("--timeline", action="store_true", help="also print the live call timeline")
+    demo.add_argument("--json", action="store_true", help="with --timeline: call events as JSON lines")
     demo.set_defaults(func=cmd_demo)
     for register in _command_modules():
         register(sub)
@@ -113,9 +116,10 @@ def cmd_replay(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from screenpop.demo import run_demo
+    from screenpop.demo import demo_settings, run_demo
 
-    return asyncio.run(run_demo(settings_from(args), rate=args.rate, duration=args.duration, speed=args.speed, as_json=args.json))
+    return asyncio.run(run_demo(demo_settings(args.config), rate=args.rate, duration=args.duration, speed=args.speed,
+                                timeline=args.timeline, as_json=args.json, port=args.port, customers=args.customers))
 
 
 if __name__ == "__main__":  # pragma: no cover

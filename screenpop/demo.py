@@ -1,8 +1,10 @@
-"""``screenpop demo``: the product on one machine, driven by the PBX simulator.
+"""``screenpop demo``: the whole product on one machine, driven by the PBX simulator.
 
-The simulator is a real AMI server on a loopback port; the same connection,
-tracker and feed that talk to Asterisk in production talk to it here, over
-TCP, so the demo exercises every byte of the real path.
+Seeds the demo business databases if missing, starts the simulator (a real
+AMI server on a loopback port), starts the service pointed at it — the same
+connection, tracker, orchestrator and web app that talk to Asterisk in
+production — creates the demo logins, and keeps calls flowing so a person
+logging in as an agent sees pops within seconds.
 """
 from __future__ import annotations
 
@@ -12,20 +14,18 @@ import logging
 import secrets
 import sys
 from dataclasses import replace
+from pathlib import Path
 
-from screenpop.config import Settings
-from telephony.agents import AgentResolver
-from telephony.connection import AmiConnection
-from telephony.events import CallEvent
-from telephony.feed import CallFeed
-from telephony.replay import describe
-from telephony.simulator import PbxSimulator
-from telephony.tracker import CallTracker
+from screenpop.config import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
-# The people of the real captures, so the demo pops familiar names, plus a
-# withheld caller and numbers nobody knows.
+DEMO_CONFIG = Path(__file__).resolve().parents[1] / "config" / "demo.toml"
+DEMO_PASSWORD = "demo"
+DEMO_CUSTOMERS = 20_000
+
+# The people of the real captures and of the demo databases' personas, so the
+# demo pops familiar names, plus a withheld caller and numbers nobody knows.
 DEMO_CALLERS: list[tuple[str | None, str | None]] = [
     ("+34912345678", "Ana Garcia"),
     ("+14155550100", "Bob Smith"),
@@ -39,30 +39,85 @@ DEMO_CALLERS: list[tuple[str | None, str | None]] = [
 ]
 
 
-async def run_demo(settings: Settings, *, rate: float, duration: float | None, speed: float, as_json: bool, out=None) -> int:
+def demo_users():
+    from screenpop.auth.store import DemoUser
+    from telephony.simulator import default_agents
+
+    users = [DemoUser(f"agent{agent.id}", DEMO_PASSWORD, "agent", agent.id, agent.name)
+             for agent in default_agents().values()]
+    users += [DemoUser("supervisor", DEMO_PASSWORD, "supervisor", None, "Sam Supervisor"),
+              DemoUser("admin", DEMO_PASSWORD, "admin", None, "Ada Admin")]
+    return users
+
+
+def demo_settings(path: str | None) -> Settings:
+    """``--config`` if given, else the shipped config/demo.toml (SQLite, in-process bus)."""
+    if path is None and DEMO_CONFIG.is_file():
+        path = str(DEMO_CONFIG)
+    return load_settings(path)
+
+
+async def run_demo(settings: Settings, *, rate: float, duration: float | None, speed: float,
+                   timeline: bool = False, as_json: bool = False, port: int | None = None,
+                   customers: int = DEMO_CUSTOMERS, out=None) -> int:
+    from adapters.demo import ensure_seeded
+    from screenpop.auth.store import ensure_demo_users
+    from screenpop.commands.seed import ProgressLine
+    from screenpop.service import ScreenpopService
+    from telephony.replay import describe
+    from telephony.simulator import PbxSimulator
+
     out = out or sys.stdout
+    dsns = {source.name: source.dsn for source in settings.sources}
+    progress = ProgressLine(sys.stderr)
+    if await ensure_seeded(dsns, customers, progress=progress) is None:
+        print("screenpop demo: demo databases already seeded", file=sys.stderr)
+
     secret = settings.ami.secret or secrets.token_urlsafe(16)
     simulator = PbxSimulator(username=settings.ami.username, secret=secret)
-    port = await simulator.start()
-    ami = replace(settings.ami, host="127.0.0.1", port=port, secret=secret)
-    connection = AmiConnection(ami)
-    tracker = CallTracker(AgentResolver(settings.agents.patterns))
-
-    def show(event: CallEvent) -> None:
-        out.write((json.dumps(event.to_dict(), ensure_ascii=False) if as_json else describe(event)) + "\n")
-        out.flush()
-
-    feed = CallFeed(connection.queue, tracker, show)
-    print(f"screenpop demo: PBX simulator on 127.0.0.1:{port}, {rate} call(s)/s; Ctrl-C to stop", file=sys.stderr)
-    tasks = [asyncio.create_task(connection.run()), asyncio.create_task(feed.run())]
+    ami_port = await simulator.start()
+    settings = replace(settings, ami=replace(settings.ami, host="127.0.0.1", port=ami_port, secret=secret))
+    if port is not None:
+        settings = replace(settings, web=replace(settings.web, port=port))
+    service = ScreenpopService(settings)
     try:
+        url = await service.start()
+        created = await ensure_demo_users(service.accounts, demo_users())
+        if timeline:
+            _print_call_events(service, out, as_json, describe)
+        _welcome(url, ami_port, rate, created)
         await simulator.run_traffic(rate, DEMO_CALLERS, duration=duration, speed=speed)
         await asyncio.sleep(min(2.0, 10 / max(speed, 1)))  # let the last hang-ups through
     finally:
-        await connection.stop()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await service.stop()
         await simulator.stop()
-    print(f"screenpop demo: {feed.calls_out} call events from {feed.events_in} AMI events", file=sys.stderr)
     return 0
+
+
+def _print_call_events(service, out, as_json: bool, describe) -> None:
+    """Show the live call timeline in the terminal as well (``--timeline``)."""
+    feed = service.feed
+    deliver = feed.deliver
+
+    def show(event):
+        out.write((json.dumps(event.to_dict(), ensure_ascii=False) if as_json else describe(event)) + "\n")
+        out.flush()
+        return deliver(event)
+
+    feed.deliver = show
+
+
+def _welcome(url: str, ami_port: int, rate: float, created: list[str]) -> None:
+    users = demo_users()
+    agents = ", ".join(u.username for u in users if u.role == "agent")
+    print(f"""
+screenpop demo is running: {url}
+
+  log in as an agent:   {agents}   (password: {DEMO_PASSWORD})
+  supervisor / admin:   supervisor, admin              (password: {DEMO_PASSWORD})
+  interaction search:   {url}/interactions
+
+PBX simulator on 127.0.0.1:{ami_port}, {rate} new call(s)/s.  Ctrl-C to stop.
+""", file=sys.stderr, flush=True)
+    if created:
+        log.info("demo users created users=%s", ",".join(created))

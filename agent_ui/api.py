@@ -1,0 +1,237 @@
+"""The REST API (JSON) under ``/api/v1``: interactions, calls, pops, UI config.
+
+Handlers are thin: parse and check the request, call the interaction store or
+the orchestrator, shape the JSON.  Every route is added through the access
+registry with its rule, so an unguarded route cannot exist.  Bad input is a
+4xx with a reason; an unreachable database is a 503, never a traceback.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+
+from screenpop.interactions.validate import InteractionNotFound
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 64 * 1024
+SUPPORT = "support"  # agents, supervisors and admins: everyone who handles calls
+AddRoute = Callable[[str, str, Callable, str], None]
+
+
+class BadRequest(Exception):
+    """The request cannot be served as sent; the message says why."""
+
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status = status
+
+
+def json_error(status: int, reason: str, **headers: str) -> web.Response:
+    return web.json_response({"error": reason}, status=status, headers=headers or None)
+
+
+@dataclass(slots=True)
+class UiConfig:
+    """What the browser needs to know that is not per call."""
+
+    dispositions: list[str] = field(default_factory=list)
+    create_contact_url: str = ""
+
+
+async def read_json(request: web.Request, *, allowed: set[str], required: set[str] = frozenset()) -> dict[str, Any]:
+    if request.content_type != "application/json":
+        raise BadRequest(415, "send application/json")
+    raw = await request.content.read(MAX_BODY + 1)
+    if len(raw) > MAX_BODY:
+        raise BadRequest(413, f"body larger than {MAX_BODY} bytes")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest(400, "body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest(400, "body must be a JSON object")
+    unknown = set(body) - allowed
+    if unknown:
+        raise BadRequest(400, f"unknown field(s): {', '.join(sorted(unknown))}")
+    missing = required - set(body)
+    if missing:
+        raise BadRequest(400, f"missing field(s): {', '.join(sorted(missing))}")
+    return body
+
+
+def _int(query, name: str, default: int, low: int, high: int) -> int:
+    text = query.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise BadRequest(400, f"{name} must be an integer") from None
+    if not low <= value <= high:
+        raise BadRequest(400, f"{name} must be between {low} and {high}")
+    return value
+
+
+def _date(query, name: str) -> date | None:
+    text = query.get(name)
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise BadRequest(400, f"{name} must be a date like 2026-11-23") from None
+
+
+def _text(query, name: str, limit: int) -> str | None:
+    text = query.get(name)
+    if text is None or text.strip() == "":
+        return None
+    if len(text) > limit:
+        raise BadRequest(400, f"{name} longer than {limit} characters")
+    return text.strip()
+
+
+def _user(request: web.Request):
+    return request["user"]
+
+
+def _guarded(handler):
+    """BadRequest → 4xx, a failing store → 503 with a log line naming the route."""
+
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except BadRequest as exc:
+            return json_error(exc.status, str(exc))
+        except web.HTTPException:
+            raise
+        except InteractionNotFound:
+            return json_error(404, "no such call")
+        except ValueError as exc:
+            return json_error(400, str(exc))
+        except Exception as exc:  # the database, most likely
+            log.error("api request failed path=%s error=%s", request.path, f"{type(exc).__name__}: {exc}")
+            return json_error(503, "storage unavailable, retry later", **{"Retry-After": "5"})
+
+    wrapped.__name__ = handler.__name__
+    wrapped.__doc__ = handler.__doc__
+    return wrapped
+
+
+def setup(app: web.Application, add_route: AddRoute, *, interactions, orchestrator, ui: UiConfig,
+          on_note: Callable[[str, dict], Awaitable[None] | None] | None = None) -> None:
+    """Add the API routes.  ``interactions`` is the interaction log (store and
+    writer), ``orchestrator`` the live call state; ``on_note`` tells the live
+    side a note was added (so a transfer carries it to the next agent)."""
+    store = interactions.store
+
+    async def written(call_id: str, action):
+        """Run ``action`` on the stored call; a call that just ended may still
+        sit in the writer's queue, so flush once before saying 404."""
+        try:
+            return await action()
+        except InteractionNotFound:
+            if interactions.writer.peek(call_id) is None:
+                raise
+            await interactions.writer.flush()
+            return await action()
+
+    async def search(request: web.Request) -> web.Response:
+        q = request.query
+        since, until = _date(q, "since"), _date(q, "until")
+        if since and until and since > until:
+            raise BadRequest(400, "since is after until")
+        result = await store.search(
+            number=_text(q, "number", 64), customer=_text(q, "customer", 200), agent=_text(q, "agent", 32),
+            since=since, until=until, disposition=_text(q, "disposition", 64),
+            limit=_int(q, "limit", 50, 1, 200), offset=_int(q, "offset", 0, 0, 100_000))
+        return web.json_response({"items": [_record(r) for r in result.items], "total": result.total})
+
+    async def get_one(request: web.Request) -> web.Response:
+        record = await interactions.get(_call_id(request))
+        if record is None:
+            return json_error(404, "no such call")
+        return web.json_response(_record(record))
+
+    async def set_outcome(request: web.Request) -> web.Response:
+        call_id = _call_id(request)
+        body = await read_json(request, allowed={"disposition", "notes", "follow_up"}, required={"disposition"})
+        # The store validates (disposition among the configured codes, sizes,
+        # the date) and raises InvalidInput with the reason: a 400 here.
+        disposition, notes, follow_up = body["disposition"], body.get("notes"), body.get("follow_up") or None
+        user = _user(request)
+        record = await written(call_id, lambda: store.set_outcome(
+            call_id, disposition, notes=notes or None, follow_up=follow_up, by_user=user.username))
+        return web.json_response(_record(record))
+
+    async def add_note(request: web.Request) -> web.Response:
+        call_id = _call_id(request)
+        body = await read_json(request, allowed={"text"}, required={"text"})
+        text = body["text"]  # the store checks it (InvalidInput: a 400 with the reason)
+        user = _user(request)
+        note = await written(call_id, lambda: store.add_note(call_id, user.username, text))
+        note = _plain(note)
+        if on_note is not None:
+            result = on_note(call_id, note)
+            if result is not None:
+                await result
+        return web.json_response(note, status=201)
+
+    async def calls(request: web.Request) -> web.Response:
+        user = _user(request)
+        items = orchestrator.calls_snapshot()
+        if user.role == "agent":
+            items = [c for c in items if user.agent_id in c["agents"]]
+        return web.json_response({"items": items})
+
+    async def pops(request: web.Request) -> web.Response:
+        user = _user(request)
+        if not user.agent_id:
+            return json_error(403, "this account has no agent id")
+        return web.json_response({"items": orchestrator.pops_for(user.agent_id)})
+
+    async def ui_config(request: web.Request) -> web.Response:
+        user = _user(request)
+        return web.json_response({
+            "dispositions": ui.dispositions, "create_contact_url": ui.create_contact_url,
+            "agent_id": user.agent_id, "role": user.role, "display_name": user.display_name,
+            "username": user.username,
+        })
+
+    add_route("GET", "/api/v1/interactions", _guarded(search), SUPPORT)
+    add_route("GET", "/api/v1/interactions/{call_id}", _guarded(get_one), SUPPORT)
+    add_route("PUT", "/api/v1/interactions/{call_id}/outcome", _guarded(set_outcome), SUPPORT)
+    add_route("POST", "/api/v1/interactions/{call_id}/notes", _guarded(add_note), SUPPORT)
+    add_route("GET", "/api/v1/calls", _guarded(calls), SUPPORT)
+    add_route("GET", "/api/v1/pops", _guarded(pops), "agent")
+    add_route("GET", "/api/v1/config/ui", _guarded(ui_config), SUPPORT)
+
+
+def _call_id(request: web.Request) -> str:
+    call_id = request.match_info["call_id"]
+    if len(call_id) > 64:
+        raise BadRequest(400, "call_id longer than 64 characters")
+    return call_id
+
+
+def _plain(value: Any) -> Any:
+    """A record or note as JSON-ready data (dataclass or dict, dates as ISO text)."""
+    if hasattr(value, "to_dict"):
+        value = value.to_dict()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def _record(record: Any) -> dict[str, Any]:
+    return _plain(record)

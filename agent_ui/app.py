@@ -1,0 +1,58 @@
+"""The aiohttp application of one node: pages, REST API, WebSocket, billing
+push, health and metrics, on one port and one session.
+
+Every route goes through the access registry with its rule (public, a role,
+or the billing token); the registry refuses to start an app with a route
+that has none.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from agent_ui import access, api, auth, billing, openapi, pages, ws
+from agent_ui.tokens import BearerTokens
+from screenpop.metrics import CONTENT_TYPE_LATEST
+
+if TYPE_CHECKING:
+    from screenpop.service import ScreenpopService
+
+
+def build_app(service: ScreenpopService) -> web.Application:
+    s = service.settings
+    app = web.Application(client_max_size=256 * 1024)
+    tokens = BearerTokens([s.billing.token] if s.billing.token else [])
+    authenticator = auth.Authenticator(service.accounts, s.auth, tokens)
+    registry = access.setup(app, authenticator)
+    add_route = registry.add
+    auth.add_routes(app, add_route)
+    dispositions = list(s.interactions.dispositions)
+    contact_url = s.web.create_contact_url or None
+    pages.add_page_routes(app, add_route, settings=pages.PageSettings(dispositions, contact_url))
+    api.setup(app, add_route, interactions=service.interactions, orchestrator=service.orchestrator,
+              ui=api.UiConfig(dispositions=dispositions, create_contact_url=contact_url or ""),
+              on_note=service.orchestrator.add_note)
+
+    billing.setup(app, tokens=tokens, balances=service.lookup.balances,
+                  on_balance=lambda balance: service.lookup.on_balance(balance, service.orchestrator.card_changed))
+    registry.declare("PUT", billing.ROUTE, access.BILLING_TOKEN)
+    ws.setup(app, service.hub, registry.authenticate)
+    registry.declare("GET", ws.ROUTE, access.SUPPORT)
+
+    async def healthz(request: web.Request) -> web.Response:
+        health = await service.health()
+        return web.json_response({"ok": health.ok, "parts": health.parts}, status=200 if health.ok else 503)
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(body=service.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    document = openapi.spec()
+
+    async def openapi_json(request: web.Request) -> web.Response:
+        return web.json_response(document)
+
+    add_route("GET", "/healthz", healthz, access.PUBLIC)
+    add_route("GET", "/metrics", metrics, access.PUBLIC)
+    add_route("GET", "/api/v1/openapi.json", openapi_json, access.PUBLIC)
+    return app

@@ -1,0 +1,183 @@
+"""The OpenAPI 3.1 description of the REST API, served at ``/api/v1/openapi.json``.
+
+Written by hand next to the handlers (agent_ui/api.py) and checked against
+the app's routes by a test, so the document cannot drift from what runs."""
+from __future__ import annotations
+
+from typing import Any
+
+ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
+BEARER_OR_COOKIE = [{"session": []}, {"bearer": []}]
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    text = {400: "Invalid input", 401: "Not logged in", 403: "Not allowed for this role", 404: "Not found", 413: "Body too large", 415: "Not JSON", 503: "Dependency unavailable"}
+    return {str(code): _json({"$ref": "#/components/schemas/Error"}, text[code]) for code in codes}
+
+
+INTERACTION = {
+    "type": "object",
+    "properties": {
+        "call_id": {"type": "string"},
+        "caller_number": {"type": ["string", "null"]},
+        "caller_e164": {"type": ["string", "null"]},
+        "customer_name": {"type": ["string", "null"]},
+        "customer_keys": {"type": "object"},
+        "queue": {"type": ["string", "null"]},
+        "agents_rung": {"type": "array", "items": {"type": "string"}},
+        "answered_by": {"type": ["string", "null"]},
+        "transfers": {"type": "array", "items": {"type": "object"}},
+        "queued_at": {"type": ["string", "null"]},
+        "first_ring_at": {"type": ["string", "null"]},
+        "answered_at": {"type": ["string", "null"]},
+        "ended_at": {"type": ["string", "null"]},
+        "wait_seconds": {"type": ["number", "null"]},
+        "talk_seconds": {"type": ["number", "null"]},
+        "end_reason": {"type": ["string", "null"]},
+        "disposition": {"type": ["string", "null"]},
+        "notes": {"type": ["string", "null"]},
+        "follow_up": {"type": ["string", "null"]},
+    },
+    "required": ["call_id"],
+}
+
+OUTCOME = {
+    "type": "object",
+    "properties": {
+        "disposition": {"type": "string", "minLength": 1, "maxLength": 64},
+        "notes": {"type": "string", "maxLength": 10000},
+        "follow_up": {"type": ["string", "null"], "format": "date"},
+    },
+    "required": ["disposition"],
+    "additionalProperties": False,
+}
+
+BALANCE = {
+    "type": "object",
+    "properties": {
+        "balance": {"type": ["string", "number"], "description": "decimal amount; negative is credit"},
+        "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+        "as_of": {"type": "string", "format": "date-time"},
+        "overdue_amount": {"type": ["string", "number"]},
+    },
+    "required": ["balance", "currency"],
+    "additionalProperties": False,
+}
+
+CALL_ID = {"name": "call_id", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 64}}
+
+
+def spec() -> dict[str, Any]:
+    search_params = [
+        {"name": name, "in": "query", "required": False, "schema": schema}
+        for name, schema in [
+            ("number", {"type": "string", "maxLength": 64}),
+            ("customer", {"type": "string", "maxLength": 200}),
+            ("agent", {"type": "string", "maxLength": 32}),
+            ("since", {"type": "string", "format": "date"}),
+            ("until", {"type": "string", "format": "date"}),
+            ("disposition", {"type": "string", "maxLength": 64}),
+            ("limit", {"type": "integer", "minimum": 1, "maximum": 200}),
+            ("offset", {"type": "integer", "minimum": 0, "maximum": 100000}),
+        ]
+    ]
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "screenpop", "version": "1", "description": "Call-center screen pop: interactions, current calls, pops, billing push."},
+        "components": {
+            "schemas": {"Error": ERROR, "Interaction": INTERACTION, "Outcome": OUTCOME, "Balance": BALANCE},
+            "securitySchemes": {
+                "session": {"type": "apiKey", "in": "cookie", "name": "screenpop_session"},
+                "bearer": {"type": "http", "scheme": "bearer"},
+            },
+        },
+        "paths": {
+            "/api/v1/session": {
+                "post": {
+                    "summary": "Log in; returns a session token for API and WebSocket clients",
+                    "security": [],
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "properties": {"username": {"type": "string"}, "password": {"type": "string"}, "return_token": {"type": "boolean", "description": "also return the session token, for Authorization: Bearer and ?token= on /ws"}}, "required": ["username", "password"]}}}},
+                    "responses": {"200": _json({"type": "object", "properties": {"token": {"type": "string"}, "user": {"type": "object"}}}), **_errors(400, 401)},
+                },
+                "get": {"summary": "Who is logged in (user and CSRF token)", "security": BEARER_OR_COOKIE, "responses": {"200": _json({"type": "object"}), **_errors(401)}},
+                "delete": {"summary": "Log out", "security": BEARER_OR_COOKIE, "responses": {"200": _json({"type": "object"}), **_errors(401)}},
+            },
+            "/api/v1/config/ui": {
+                "get": {
+                    "summary": "What the desktop needs: disposition codes, create-contact link, the user's role and agent id",
+                    "security": BEARER_OR_COOKIE,
+                    "responses": {"200": _json({"type": "object", "properties": {"dispositions": {"type": "array", "items": {"type": "string"}}, "create_contact_url": {"type": "string"}, "agent_id": {"type": ["string", "null"]}, "role": {"type": "string"}}}), **_errors(401)},
+                }
+            },
+            "/api/v1/interactions": {
+                "get": {
+                    "summary": "Search calls by number, customer, agent, date and disposition (newest first)",
+                    "security": BEARER_OR_COOKIE,
+                    "parameters": search_params,
+                    "responses": {"200": _json({"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Interaction"}}}}), **_errors(400, 401, 403)},
+                }
+            },
+            "/api/v1/interactions/{call_id}": {
+                "get": {
+                    "summary": "One call with its notes",
+                    "security": BEARER_OR_COOKIE,
+                    "parameters": [CALL_ID],
+                    "responses": {"200": _json({"$ref": "#/components/schemas/Interaction"}), **_errors(401, 403, 404)},
+                }
+            },
+            "/api/v1/interactions/{call_id}/outcome": {
+                "put": {
+                    "summary": "Record the call's outcome (disposition, notes, follow-up)",
+                    "security": BEARER_OR_COOKIE,
+                    "parameters": [CALL_ID],
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Outcome"}}}},
+                    "responses": {"200": _json({"$ref": "#/components/schemas/Interaction"}), **_errors(400, 401, 403, 404, 413, 415)},
+                }
+            },
+            "/api/v1/interactions/{call_id}/notes": {
+                "post": {
+                    "summary": "Add a note to a call",
+                    "security": BEARER_OR_COOKIE,
+                    "parameters": [CALL_ID],
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "properties": {"text": {"type": "string", "minLength": 1, "maxLength": 10000}}, "required": ["text"], "additionalProperties": False}}}},
+                    "responses": {"201": _json({"type": "object"}), **_errors(400, 401, 403, 404, 413, 415)},
+                }
+            },
+            "/api/v1/calls": {
+                "get": {
+                    "summary": "Calls in progress (agents see their own)",
+                    "security": BEARER_OR_COOKIE,
+                    "responses": {"200": _json({"type": "object", "properties": {"items": {"type": "array", "items": {"type": "object"}}}}), **_errors(401)},
+                }
+            },
+            "/api/v1/pops": {
+                "get": {
+                    "summary": "The logged-in agent's pops in progress",
+                    "security": BEARER_OR_COOKIE,
+                    "responses": {"200": _json({"type": "object", "properties": {"items": {"type": "array", "items": {"type": "object"}}}}), **_errors(401, 403)},
+                }
+            },
+            "/api/v1/billing/balances/{account}": {
+                "put": {
+                    "summary": "A billing system pushes an account's balance",
+                    "security": [{"bearer": []}],
+                    "parameters": [{"name": "account", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"}}],
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Balance"}}}},
+                    "responses": {"200": _json({"type": "object"}), **_errors(400, 401, 413, 415, 503)},
+                }
+            },
+            "/api/v1/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": _json({"type": "object"})}}},
+            "/healthz": {
+                "get": {
+                    "summary": "Liveness and the state of every dependency",
+                    "security": [],
+                    "responses": {"200": _json({"type": "object"}), "503": _json({"type": "object"}, "Degraded")},
+                }
+            },
+            "/metrics": {"get": {"summary": "Prometheus metrics", "security": [], "responses": {"200": {"description": "text/plain exposition format"}}}},
+        },
+    }

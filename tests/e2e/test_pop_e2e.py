@@ -1,0 +1,197 @@
+"""End to end, nothing mocked: the PBX simulator speaks AMI over TCP to the
+whole service (connection, tracker, orchestrator, lookup on seeded demo
+databases, interaction log, web app), and independent `websockets` clients
+logged in as agents receive the pops.  Then the REST API shows what the
+interaction log holds."""
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import replace
+
+import aiohttp
+import pytest
+import websockets
+
+from adapters.demo import demo_sources, seed_demo
+from screenpop.auth.store import ensure_demo_users
+from screenpop.config import load_settings
+from screenpop.demo import demo_users
+from screenpop.service import ScreenpopService
+from telephony.simulator import PbxSimulator
+
+ANA = "+34912345678"  # a demo persona present in all three systems: balance 125.40 EUR, an open ticket
+
+
+@pytest.fixture(scope="module")
+def demo_dbs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("demo")
+    dsns = {name: f"sqlite+aiosqlite:///{folder}/{name}.sqlite3" for name in ("sales", "billing", "support")}
+    asyncio.run(seed_demo(dsns, customers=300, seed=3))
+    return folder, dsns
+
+
+class Stack:
+    def __init__(self, folder, dsns, tmp_path):
+        self.simulator = PbxSimulator(seed=7, secret="e2e-secret")
+        self.folder, self.dsns, self.tmp_path = folder, dsns, tmp_path
+        self.service: ScreenpopService | None = None
+        self.http: aiohttp.ClientSession | None = None
+
+    async def start(self):
+        port = await self.simulator.start()
+        settings = load_settings(None, env={})
+        settings = replace(
+            settings,
+            ami=replace(settings.ami, port=port, secret="e2e-secret", reconnect_min=0.05, reconnect_max=0.5),
+            sources=demo_sources(self.dsns),
+            storage=replace(settings.storage, dsn=f"sqlite+aiosqlite:///{self.tmp_path}/interactions.sqlite3"),
+            lookup=replace(settings.lookup, deadline_ms=2000),
+            web=replace(settings.web, port=0),
+            interactions=replace(settings.interactions, flush_interval=0.05,
+                                 spill_path=str(self.tmp_path / "spill.jsonl")),
+        )
+        self.service = ScreenpopService(settings)
+        self.url = await self.service.start()
+        await ensure_demo_users(self.service.accounts, demo_users())
+        await asyncio.wait_for(self.service.connection.connected_event.wait(), 5)
+        self.http = aiohttp.ClientSession()
+
+    async def stop(self):
+        if self.http is not None:
+            await self.http.close()
+        await self.service.stop()
+        await self.simulator.stop()
+
+    async def token(self, username: str) -> str:
+        async with self.http.post(f"{self.url}/api/v1/session",
+                                  json={"username": username, "password": "demo", "return_token": True}) as r:
+            assert r.status == 200, await r.text()
+            return (await r.json())["token"]
+
+    async def socket(self, username: str, token: str | None = None):
+        token = token or await self.token(username)
+        ws = await websockets.connect(self.url.replace("http", "ws") + f"/ws?token={token}")
+        hello = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert hello["type"] == "hello"
+        return ws
+
+    async def api(self, method: str, path: str, username: str, **kwargs):
+        headers = {"Authorization": f"Bearer {await self.token(username)}"}
+        async with self.http.request(method, f"{self.url}{path}", headers=headers, **kwargs) as r:
+            return r.status, await r.json()
+
+
+@pytest.fixture
+async def stack(demo_dbs, tmp_path):
+    folder, dsns = demo_dbs
+    stack = Stack(folder, dsns, tmp_path)
+    await stack.start()
+    yield stack
+    await stack.stop()
+
+
+async def collect(ws, until, timeout=10.0) -> list[dict]:
+    messages = []
+
+    async def read():
+        while True:
+            message = json.loads(await ws.recv())
+            messages.append(message)
+            if until(message):
+                return
+
+    try:
+        await asyncio.wait_for(read(), timeout)
+    except asyncio.TimeoutError:
+        raise AssertionError(f"timed out; received {messages}") from None
+    return messages
+
+
+async def test_ring_all_call_pops_the_ringing_agents_and_is_logged(stack):
+    alice, bob, dave = [await stack.socket(name) for name in ("agent1001", "agent1002", "agent1004")]
+    # support rings 1001 and 1002 at once; 1001 answers after 1 s, 1002 is slower
+    linkedid = await stack.simulator.place_call("queue_answered", ANA, "Ana Garcia", queue="support",
+                                                agents=["1001", "1002"], speed=10)
+    to_alice = await collect(alice, lambda m: m["type"] == "call" and m["event"] == "ended")
+    to_bob = await collect(bob, lambda m: m["type"] == "retract")
+
+    pop = next(m for m in to_alice if m["type"] == "pop")
+    assert pop["call_id"] == linkedid and pop["queue"] == "support"
+    card = pop["card"]
+    assert card["status"] == "known" and card["e164"] == ANA
+    person = card["persons"][0]
+    assert "Ana" in person["name"]
+    assert person["billing"]["balance"] == "125.40"
+    assert [m["event"] for m in to_alice if m["type"] == "call"] == ["answered", "ended"]
+    assert [m["type"] for m in to_bob] == ["pop", "retract"]
+    assert to_bob[-1]["reason"] == "answered elsewhere"
+    with pytest.raises(asyncio.TimeoutError):  # 1004 is not in support: nothing for Dave
+        await asyncio.wait_for(dave.recv(), 0.3)
+
+    # The interaction log, through the API (a supervisor searches by a national form of the number)
+    async def logged():
+        while True:
+            status, body = await stack.api("GET", "/api/v1/interactions?number=912345678", "supervisor")
+            assert status == 200, body
+            ended = [i for i in body["items"] if i["call_id"] == linkedid and i.get("ended_at")]
+            if ended:
+                return ended[0]
+            await asyncio.sleep(0.05)
+
+    record = await asyncio.wait_for(logged(), 5)
+    assert record["answered_by"] == "1001" and record["queue"] == "support"
+    assert set(record["agents_rung"]) == {"1001", "1002"}
+    assert record["caller_e164"] == ANA
+
+    # Alice records the outcome; support staff find the call by disposition
+    status, saved = await stack.api("PUT", f"/api/v1/interactions/{linkedid}/outcome", "agent1001",
+                                    json={"disposition": "resolved", "notes": "Paid by card <b>today</b>"})
+    assert status == 200, saved
+    status, found = await stack.api("GET", "/api/v1/interactions?disposition=resolved", "supervisor")
+    assert [i["call_id"] for i in found["items"]] == [linkedid]
+    status, bad = await stack.api("PUT", f"/api/v1/interactions/{linkedid}/outcome", "agent1001",
+                                  json={"disposition": "made-up"})
+    assert status == 400 and "disposition" in bad["error"]
+    for ws in (alice, bob, dave):
+        await ws.close()
+
+
+async def test_blind_transfer_pops_the_new_agent_and_reconnect_replays(stack):
+    erin = await stack.socket("agent1005")
+    bob_token = await stack.token("agent1002")  # logged in, desktop not open yet
+    placed = asyncio.create_task(stack.simulator.place_call(
+        "blind_transfer", "+14155550100", "Bob Smith", agents=["1005"], target="1002", speed=2, transfer_after=1.0))
+    first = await collect(erin, lambda m: m["type"] == "pop")
+    linkedid = first[-1]["call_id"]
+    assert first[-1]["card"]["persons"][0]["name"].startswith("Bob")
+    # Bob (agent 1002) opens the desktop while the call is already with him: the pop is replayed
+    to_erin = await collect(erin, lambda m: m["type"] == "call" and m["event"] == "transferred")
+    assert to_erin[-1]["to"] == "1002"
+    bob = await stack.socket("agent1002", bob_token)
+    replayed = await collect(bob, lambda m: m["type"] == "pop" and m["call_id"] == linkedid)
+    assert replayed[-1]["card"]["e164"] == "+14155550100"
+    await collect(bob, lambda m: m["type"] == "call" and m["event"] == "ended", timeout=15)
+    assert await placed == linkedid
+    await erin.close()
+    await bob.close()
+
+
+async def test_roles_guard_the_api_and_health_reports_parts(stack):
+    status, body = await stack.api("GET", "/api/v1/pops", "supervisor")
+    assert status == 403
+    async with stack.http.get(f"{stack.url}/api/v1/interactions") as r:
+        assert r.status == 401
+    async with stack.http.get(f"{stack.url}/healthz") as r:
+        health = await r.json()
+        assert r.status == 200 and health["parts"]["ami"]["ok"] and health["parts"]["storage"]["ok"]
+    async with stack.http.get(f"{stack.url}/metrics") as r:
+        assert "screenpop_ami_connected 1.0" in await r.text()
+    async with stack.http.get(f"{stack.url}/api/v1/openapi.json") as r:
+        spec = await r.json()
+    routes = {(m.upper(), p) for p, ops in spec["paths"].items() for m in ops}
+    from agent_ui import access
+
+    served = {(r.method, r.path) for r in access.listing(stack.service.app)
+              if r.method != "HEAD" and (r.path.startswith("/api/") or r.path in ("/healthz", "/metrics"))}
+    assert served - routes == set(), "routes missing from the OpenAPI document"
