@@ -106,6 +106,8 @@ class BusSettings:
 class WebSettings:
     host: str = "127.0.0.1"
     port: int = 8080
+    # The sales system's "new contact" page for an unknown caller; {number} is replaced.
+    create_contact_url: str = ""
 
 
 @dataclass(slots=True)
