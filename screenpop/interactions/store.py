@@ -66,7 +66,15 @@ class InteractionStore:
         if not batch:
             return 0
         async with self.engine.begin() as conn:
-            query = select(interactions).where(interactions.c.call_id.in_(list(batch)))
+            call_ids = sorted(batch)
+            query = select(interactions).where(interactions.c.call_id.in_(call_ids)).order_by(interactions.c.call_id)
+            # Every row exists and is locked before it is read, so two writers
+            # (a restarted process replaying its spill file next to the old
+            # one) never both merge into the same empty view: on PostgreSQL
+            # the row locks; on SQLite this first write takes the database's
+            # write lock (its driver opens the transaction only at a write).
+            skeletons = [to_row(InteractionRecord(call_id=c)) for c in call_ids]
+            await conn.execute(_insert(conn)(interactions).on_conflict_do_nothing(index_elements=["call_id"]), skeletons)
             if conn.dialect.name == "postgresql":
                 query = query.with_for_update()
             stored = {row.call_id: from_row(row) for row in await conn.execute(query)}
@@ -111,6 +119,7 @@ class InteractionStore:
         since: datetime | date | str | None = None,
         until: datetime | date | str | None = None,
         disposition: str | None = None,
+        end_reason: str | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> SearchResult:
@@ -119,7 +128,8 @@ class InteractionStore:
         of the customer's name or one of its record keys (``C-17`` or
         ``sales:C-17``), in any case; ``agent``: an agent who answered it (also
         after a transfer); ``since`` inclusive, ``until`` exclusive, on the
-        call's start; naive times are UTC."""
+        call's start; naive times are UTC; ``end_reason``: completed,
+        abandoned, unanswered, transferred-out."""
         limit, offset = validate.page(limit, offset)
         c = interactions.c
         where = []
@@ -143,6 +153,8 @@ class InteractionStore:
             where.append(c.queue == term)
         if (term := validate.search_term("disposition", disposition)) is not None:
             where.append(c.disposition == term)
+        if (term := validate.search_term("end_reason", end_reason)) is not None:
+            where.append(c.end_reason == term)
         if (bound := validate.time_bound("since", since)) is not None:
             where.append(c.started_at >= bound)
         if (bound := validate.time_bound("until", until)) is not None:

@@ -2,6 +2,7 @@
 outcomes with validation, notes, a caller's history."""
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from datetime import date, datetime, timezone
 
@@ -74,6 +75,8 @@ async def test_search_filters(store):
     assert await ids(agent="1003") == []  # rang, never answered
     assert await ids(queue="billing", number="0034") == ["1795383152.12"]
     assert len(await ids(queue="billing", limit=100)) == 4
+    assert len(await ids(end_reason="abandoned", limit=100)) == 6
+    assert await ids(end_reason="abandoned", queue="support") == []
     assert await ids(since="2026-11-22T21:33:00Z", until=datetime(2026, 11, 22, 21, 34, tzinfo=timezone.utc)) == ["1795383229.38"]
     assert await ids(since="2026-11-22T21:37:00", queue="support") == ["1795383423.150", "1795383422.140"]
     page1 = await store.search(limit=3)
@@ -168,3 +171,19 @@ async def test_history_of_a_caller_newest_first_with_outcomes(store):
     # no lookup logged (abandoned before any pop), but the PBX sent E.164
     await store.upsert([InteractionRecord("h-nolookup", caller_number="+34912345678", started_at="2026-10-01T09:00:00.000000Z")])
     assert [h["call_id"] for h in await store.history("+34912345678", limit=10)][-1] == "h-nolookup"
+
+
+async def test_concurrent_upserts_of_one_call_lose_nothing(store):
+    """Two writers at once (a restarted process replaying its spill file next
+    to the old one) with different parts of the same new calls."""
+    calls = by_call(capture_events())
+    halves = [[], []]
+    for events in calls.values():
+        for i, event in enumerate(events):
+            halves[i % 2].append(fold([event]))
+    results = await asyncio.gather(*(store.upsert(h) for h in halves), return_exceptions=True)
+    for half, result in zip(halves, results):  # a writer that lost a lock race retries, as the writer does
+        if isinstance(result, Exception):
+            await store.upsert(half)
+    for call_id, events in calls.items():
+        assert await store.get(call_id) == fold(events), call_id
