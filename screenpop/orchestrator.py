@@ -145,9 +145,20 @@ class Orchestrator:
     def _start_lookup(self, call: ActiveCall) -> None:
         async def on_late(card: CustomerCard) -> None:
             call.card = card
+            self._log_card(call, card)
             self._send_card(call)
 
+        def looked_up(task: asyncio.Task) -> None:
+            # Logged whether or not a phone ever rang: an abandoned call keeps its customer.
+            if not task.cancelled() and task.exception() is None:
+                self._log_card(call, task.result())
+
         call.lookup = asyncio.create_task(self.lookup.lookup(call.caller_number, on_late=on_late))
+        call.lookup.add_done_callback(looked_up)
+
+    def _log_card(self, call: ActiveCall, card: CustomerCard) -> None:
+        if self.writer is not None:
+            self.writer.submit_lookup(call.call_id, card)
 
     async def _in_order(self, call: ActiveCall, event: CallEvent) -> None:
         async with call.lock:
@@ -192,8 +203,24 @@ class Orchestrator:
                     self._retract(call, agent, event.reason)
             call.popped.clear()
             self.calls.pop(call.call_id, None)
+            self._forget_card(call)
             if call.lookup is not None and not call.lookup.done():
                 call.lookup.cancel()
+
+    def _forget_card(self, call: ActiveCall) -> None:
+        """The call is now part of the caller's history: the next lookup must see it."""
+        invalidate = getattr(self.lookup, "invalidate_number", None)
+        if invalidate is None or not call.caller_number:
+            return
+        async def forget() -> None:
+            try:
+                await invalidate(call.caller_number)
+            except Exception as exc:  # a stale card is refreshed by its TTL anyway
+                log.warning("card cache invalidation failed call_id=%s error=%s", call.call_id, exc)
+
+        task = asyncio.create_task(forget())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _timing(self, call: ActiveCall) -> str:
         return self.pop_timing.get(call.queue or "", self.default_timing)
@@ -206,8 +233,6 @@ class Orchestrator:
                 call.card = await asyncio.shield(call.lookup)
             except Exception:
                 log.exception("lookup failed call_id=%s", call.call_id)
-            if self.writer is not None and call.card is not None:
-                self.writer.submit_lookup(call.call_id, call.card)
         call.popped.add(agent)
         self._send(agent, self._pop_message(call, agent))
         self.metrics.pops_sent.inc()

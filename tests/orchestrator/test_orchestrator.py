@@ -165,3 +165,47 @@ async def test_calls_snapshot_lists_calls_in_progress_with_their_agents():
         orchestrator.handle(event)
     await orchestrator.drain()
     assert orchestrator.calls_snapshot() == []
+
+
+class RecordingWriter:
+    def __init__(self):
+        self.events, self.cards = [], []
+
+    def submit(self, event):
+        self.events.append(event.type)
+
+    def submit_lookup(self, call_id, card):
+        self.cards.append((call_id, card.status))
+
+
+async def test_abandoned_call_still_logs_its_lookup_and_forgets_the_cached_card():
+    class ForgetfulLookup(InMemoryLookup):
+        forgotten: list = []
+
+        async def invalidate_number(self, number):
+            self.forgotten.append(number)
+
+    writer, lookup = RecordingWriter(), ForgetfulLookup()
+    orchestrator = Orchestrator(lookup, Recorder(), writer)
+    events = list(replay([(FIXTURES / "billing_abandoned.ami").read_bytes()]))
+    for event in events:
+        orchestrator.handle(event)
+    await orchestrator.drain()
+    assert writer.cards == [(events[0].call_id, "known")]
+    assert lookup.forgotten == [events[0].caller_number]
+    assert writer.events == [e.type for e in events]
+
+
+async def test_late_card_reaches_the_interaction_log():
+    writer = RecordingWriter()
+    await run_capture_with(writer, "support_answered", InMemoryLookup(late=0.05))
+    assert len(writer.cards) == 2  # the first card, then the completed one
+
+
+async def run_capture_with(writer, name, lookup):
+    orchestrator = Orchestrator(lookup, Recorder(), writer)
+    for event in replay([(FIXTURES / f"{name}.ami").read_bytes()]):
+        if event.type == "call.ended":
+            await asyncio.sleep(0.1)  # the late card arrives while the call is still up
+        orchestrator.handle(event)
+    await orchestrator.drain()
