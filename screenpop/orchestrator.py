@@ -151,7 +151,10 @@ class Orchestrator:
         def looked_up(task: asyncio.Task) -> None:
             # Logged whether or not a phone ever rang: an abandoned call keeps its customer.
             if not task.cancelled() and task.exception() is None:
-                self._log_card(call, task.result())
+                card = task.result()
+                for source, status in card.sources.items():
+                    self.metrics.lookups.labels(source, status.status).inc()
+                self._log_card(call, card)
 
         call.lookup = asyncio.create_task(self.lookup.lookup(call.caller_number, on_late=on_late))
         call.lookup.add_done_callback(looked_up)

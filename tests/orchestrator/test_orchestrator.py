@@ -192,6 +192,7 @@ async def test_abandoned_call_still_logs_its_lookup_and_forgets_the_cached_card(
         orchestrator.handle(event)
     await orchestrator.drain()
     assert writer.cards == [(events[0].call_id, "known")]
+    assert orchestrator.metrics.lookups.labels("sales", "ok")._value.get() == 1
     assert lookup.forgotten == [events[0].caller_number]
     assert writer.events == [e.type for e in events]
 
