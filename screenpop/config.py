@@ -140,6 +140,15 @@ class AuthSettings:
 
 
 @dataclass(slots=True)
+class PopSettings:
+    """When the card pops: as the phone rings (default) or once the agent answers
+    (for queues whose agents must not see who calls before they pick up)."""
+
+    timing: str = "ring"  # ring | answer
+    on_answer_queues: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
 class Settings:
     ami: AmiSettings = field(default_factory=AmiSettings)
     agents: AgentSettings = field(default_factory=AgentSettings)
@@ -151,6 +160,7 @@ class Settings:
     web: WebSettings = field(default_factory=WebSettings)
     billing: BillingSettings = field(default_factory=BillingSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    pop: PopSettings = field(default_factory=PopSettings)
 
 
 def load_settings(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -267,6 +277,9 @@ def _read_secret_file(section: Any) -> None:
 
 def _check(settings: Settings) -> None:
     import re
+
+    if settings.pop.timing not in ("ring", "answer"):
+        raise ConfigError(f"pop.timing must be 'ring' or 'answer', got {settings.pop.timing!r}")
 
     for i, pattern in enumerate(settings.agents.patterns):
         try:

@@ -77,7 +77,9 @@ class ScreenpopService:
         await self.lookup.start()
         self.hub = Hub(replay=lambda agent_id: self.orchestrator.pops_for(agent_id))
         self.metrics.bind_gauge(self.metrics.ws_connections, lambda: len(self.hub))
-        self.orchestrator = Orchestrator(self.lookup, self.hub, writer, metrics=self.metrics)
+        self.orchestrator = Orchestrator(self.lookup, self.hub, writer, metrics=self.metrics,
+                                         default_timing=s.pop.timing,
+                                         pop_timing={queue: "answer" for queue in s.pop.on_answer_queues})
         self.app = build_app(self)
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()

@@ -57,6 +57,7 @@ def test_secret_file(tmp_path):
         ("[[sources]]\nname = 'x'\nkind = 'ftp'\n", "kind must be"),
         ("[[sources]]\nname = 'x'\nkind = 'sql'\n", "needs dsn"),
         (SQL_SOURCE + SQL_SOURCE, "two sources"),
+        ("[pop]\ntiming = 'never'\n", "pop.timing must be"),
     ],
 )
 def test_broken_config_names_the_problem(tmp_path, text, message):
@@ -81,3 +82,9 @@ def test_shipped_configs_load():
     )
     assert production.bus.redis_url.startswith("redis://")
     assert [s.name for s in production.sources] == ["sales", "billing"]
+
+
+def test_pop_timing_per_queue(tmp_path):
+    settings = load_settings(write(tmp_path, "[pop]\non_answer_queues = ['vip']\n"),
+                             env={"SCREENPOP_POP__TIMING": "answer"})
+    assert settings.pop.timing == "answer" and settings.pop.on_answer_queues == ["vip"]
