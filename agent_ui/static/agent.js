@@ -324,7 +324,7 @@ function onSocketState(state, info) {
   if (state === 'open') return; // connected only once the server says hello
   connected = false;
   if (state === 'reconnecting') {
-    if (info.attempt >= 2) checkSession();
+    if (info.code === SESSION_ENDED || info.attempt >= 2) checkSession();
     banner.hidden = false;
     clear(banner).append(el('strong', {}, 'Connection lost. '), `Reconnecting in ${Math.max(1, Math.round(info.delayMs / 1000))} s…`);
   } else if (state === 'connecting' && info.reconnect) {
@@ -336,6 +336,7 @@ function onSocketState(state, info) {
 // Two failed reconnects in a row: perhaps the session expired (the socket
 // cannot tell a 401 from a dead server).  Wrap-ups are in sessionStorage,
 // so they are still owed after logging in again.
+const SESSION_ENDED = 4401; // close code: logout, disabled account or expiry (docs/design.md)
 let checking = false;
 async function checkSession() {
   if (checking) return;

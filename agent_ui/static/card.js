@@ -248,11 +248,13 @@ function notesText(notes) {
 
 function renderExtra(extra) {
   if (!extra || typeof extra !== 'object') return null;
-  const sources = Object.entries(extra).filter(([, cols]) => cols && typeof cols === 'object' && Object.keys(cols).length);
+  const sources = Object.entries(extra).filter(([, cols]) => cols && typeof cols === 'object'
+    && Object.values(cols).some((v) => v !== null && v !== undefined && v !== ''));
   if (!sources.length) return null;
   const list = el('dl', { class: 'extra' });
   for (const [source, cols] of sources) {
-    for (const [key, value] of Object.entries(cols).slice(0, 10)) {
+    const filled = Object.entries(cols).filter(([, value]) => value !== null && value !== undefined && value !== '');
+    for (const [key, value] of filled.slice(0, 10)) {
       list.append(el('dt', {}, text(`${source} · ${key}`)), el('dd', {}, longText(plain(value, 300))));
     }
   }

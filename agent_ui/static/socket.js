@@ -29,6 +29,7 @@ export class LiveSocket {
     this.retryTimer = null;
     this.stopped = false;
     this.everOpened = false;
+    this.lastCloseCode = null;
     window.addEventListener('online', () => this.retryNow());
   }
 
@@ -92,10 +93,11 @@ export class LiveSocket {
       }
       if (message && typeof message === 'object') this.onMessage(message);
     });
-    ws.addEventListener('close', () => {
+    ws.addEventListener('close', (event) => {
       if (this.ws !== ws) return; // an older socket we already replaced
       clearInterval(this.timer);
       this.ws = null;
+      this.lastCloseCode = event.code;
       if (!this.stopped) this.scheduleRetry();
     });
     // 'error' is always followed by 'close'; nothing to do here.
@@ -114,7 +116,9 @@ export class LiveSocket {
     const base = Math.min(MAX_DELAY_MS, FIRST_DELAY_MS * 2 ** this.attempt);
     const delayMs = Math.round(base / 2 + Math.random() * (base / 2));
     this.attempt += 1;
-    this.onState('reconnecting', { delayMs, attempt: this.attempt });
+    // code: the last close code (4401 = the server ended our session; a
+    // refused handshake shows as 1006, which is why callers also count attempts).
+    this.onState('reconnecting', { delayMs, attempt: this.attempt, code: this.lastCloseCode });
     clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => this.connect(), delayMs);
   }

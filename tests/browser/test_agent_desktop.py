@@ -223,8 +223,8 @@ async def test_an_expired_session_sends_the_agent_to_the_login_page(page, stub):
     await page.wait_for_function("() => window.screenpop && window.screenpop.connected", timeout=10000)
     stub.user = None  # the session ends on the server: sockets are refused from now on
     for ws in list(stub.sockets):
-        await ws.close()
-    await page.wait_for_url("**/login?next=%2F", timeout=15000)
+        await ws.close(code=4401, message=b"session ended")
+    await page.wait_for_url("**/login?next=%2F", timeout=3000)  # at once, not after two failed retries
     assert page.script_errors == []
 
 
