@@ -62,8 +62,8 @@ class TableWriter:
             self._sql = f'INSERT INTO "{table.name}" ({", ".join(self.columns)}) VALUES ({marks})'
 
     def prepare(self, rows: list[dict[str, Any]]) -> list:
-        """Rows to what the driver takes.  Pure CPU, no I/O: the seed runs it
-        on its generator thread while the event loop is busy writing."""
+        """Rows to what the driver takes (tuples in column order, SQLite
+        values as SQLAlchemy would store them); pure CPU, no I/O."""
         values = self._values
         if self.kind == "postgresql":
             return [values(row) for row in rows]

@@ -154,3 +154,26 @@ async def test_row_counts_match_the_plan(world):
         (actual,) = await _column(dsns[system], f"SELECT count(*) FROM {table}")
         assert actual == count, name
     assert result.customers == WORLD_CUSTOMERS
+
+
+async def test_frank_has_two_numbers_and_each_finds_him_everywhere(world):
+    dsns, _ = world
+    index = await phone_index(dsns)
+    frank = {("sales", "103"), ("billing", "AC-000125"), ("support", "a0000000-0000-4000-8000-000000000003")}
+    assert index[e164("+34600111222")] == frank
+    assert index[e164("+34913000333")] == frank  # landline, stored with "ext 12" in support
+    records = [SourceRecord(s, k, await fetch(dsns, s, k)) for s, k in sorted(frank)]
+    (person,) = merge(records, ["sales", "billing", "support"])
+    assert person.vip and person.name == "Frank Moreno" and person.billing["balance"] == "0.00"
+    assert [t["priority"] for t in person.support["open_tickets"]] == ["urgent"]
+
+
+async def test_single_system_personas(world):
+    dsns, _ = world
+    carla = await fetch(dsns, "billing", "AC-000124")
+    assert carla["name"] == "Carla Ruiz" and carla["overdue_amount"] == "240.00" and carla["balance"] == "359.90"
+    assert [i["status"] for i in carla["invoices"]] == ["open", "overdue", "overdue", "paid"]
+    hector = await fetch(dsns, "sales", "104")
+    assert (hector["first_name"], hector["company"]) == ("Hector", "Lim Trading Pte Ltd")
+    for system, key in (("sales", "AC-000124"), ("billing", "104"), ("support", "104")):
+        assert await fetch(dsns, system, key) is None
