@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, Awaitable, Callable
 
 from aiohttp import web
@@ -149,7 +149,7 @@ def setup(app: web.Application, add_route: AddRoute, *, interactions, orchestrat
             raise BadRequest(400, "since is after until")
         result = await store.search(
             number=_text(q, "number", 64), customer=_text(q, "customer", 200), agent=_text(q, "agent", 32),
-            since=since, until=until, disposition=_text(q, "disposition", 64),
+            since=since, until=until + timedelta(days=1) if until else None,  # "until" a day includes that day disposition=_text(q, "disposition", 64),
             limit=_int(q, "limit", 50, 1, 200), offset=_int(q, "offset", 0, 0, 100_000))
         return web.json_response({"items": [_record(r) for r in result.items], "total": result.total})
 

@@ -59,6 +59,7 @@ class ActiveCall:
     card: CustomerCard | None = None
     popped: set[str] = field(default_factory=set)  # agents whose screen shows the call
     answered_by: str | None = None
+    answered_at: str | None = None  # so a reloaded desktop's call timer starts where it was
     transferred_from: str | None = None
     notes: list[dict[str, Any]] = field(default_factory=list)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -180,7 +181,7 @@ class Orchestrator:
         elif isinstance(event, CallMissed):
             self._retract(call, event.agent, "not answered")
         elif isinstance(event, CallAnswered):
-            call.answered_by = event.agent
+            call.answered_by, call.answered_at = event.agent, event.ts
             if event.agent not in call.popped:
                 await self._pop(call, event.agent, event)
             self._send(event.agent, {"type": "call", "call_id": call.call_id, "event": "answered", "agent": event.agent, "ts": event.ts})
@@ -251,6 +252,7 @@ class Orchestrator:
             "card": call.card.to_dict() if call.card else None,
             "state": "answered" if call.answered_by == agent else "ringing",
             "transferred_from": call.transferred_from,
+            "answered_at": call.answered_at if call.answered_by == agent else None,
             "notes": list(call.notes),
             "sent_at": utc_now(),
         }

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime, timezone
 from dataclasses import replace
 
 import aiohttp
@@ -150,6 +151,9 @@ async def test_ring_all_call_pops_the_ringing_agents_and_is_logged(stack):
     assert status == 200, saved
     status, found = await stack.api("GET", "/api/v1/interactions?disposition=resolved", "supervisor")
     assert [i["call_id"] for i in found["items"]] == [linkedid]
+    today = datetime.now(timezone.utc).date().isoformat()
+    status, same_day = await stack.api("GET", f"/api/v1/interactions?since={today}&until={today}", "supervisor")
+    assert status == 200 and linkedid in [i["call_id"] for i in same_day["items"]]
     status, bad = await stack.api("PUT", f"/api/v1/interactions/{linkedid}/outcome", "agent1001",
                                   json={"disposition": "made-up"})
     assert status == 400 and "disposition" in bad["error"]

@@ -161,6 +161,8 @@ async def test_calls_snapshot_lists_calls_in_progress_with_their_agents():
     assert call["call_id"] == events[0].call_id and call["state"] == "answered"
     assert call["answered_by"] == agent and agent in call["agents"]
     assert call["customer"] == f"Customer {events[0].caller_number}"
+    (pop,) = orchestrator.pops_for(agent)
+    assert pop["state"] == "answered" and pop["answered_at"] == events[answered].ts
     for event in events[answered + 1:]:
         orchestrator.handle(event)
     await orchestrator.drain()
