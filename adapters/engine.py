@@ -17,7 +17,8 @@ driver-specific care, and getting it wrong shows up only in production:
   and discarding one from inside the pool leaves aiosqlite's thread to finish
   after the event loop, which an orderly close never does.
 * Everything else: the DSN goes to SQLAlchemy unchanged, with a small pool
-  and pre-ping.
+  and pre-ping.  A DSN without a driver (``postgresql://``, ``sqlite:///``)
+  gets the async one.
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def make_engine(
     pool_timeout: float = 5.0,
     application_name: str = "screenpop",
 ) -> AsyncEngine:
-    url = make_url(dsn)
+    url = async_url(dsn)
     backend, driver = url.get_backend_name(), url.get_driver_name()
     kwargs: dict = {"pool_pre_ping": True}
     connect_args: dict = {}
@@ -82,6 +83,21 @@ def _refuse_missing_file(engine: AsyncEngine, path: str) -> None:
     def _exists(dialect, record, cargs, cparams):
         if not os.path.exists(path):
             raise sqlite3.OperationalError(f"SQLite file {path} does not exist")
+
+
+ASYNC_DRIVERS = {"postgresql": "asyncpg", "sqlite": "aiosqlite", "mysql": "aiomysql", "mariadb": "aiomysql"}
+
+
+def async_url(dsn: str | URL) -> URL:
+    """``postgresql://...`` as written in every other tool's config means
+    ``postgresql+asyncpg://...`` here (likewise SQLite): a sync driver name
+    would only fail later with a less helpful message."""
+    url = make_url(dsn)
+    if url.drivername in ASYNC_DRIVERS:
+        url = url.set(drivername=f"{url.drivername}+{ASYNC_DRIVERS[url.drivername]}")
+    elif url.drivername == "postgres":
+        url = url.set(drivername="postgresql+asyncpg")
+    return url
 
 
 def _sqlite_url(url: URL, read_only: bool) -> tuple[URL, str | None]:

@@ -243,7 +243,7 @@ async def _open(engine: AsyncEngine, dsn: str) -> AsyncConnection:
         # A bulk load that can be redone: no fsync per page, journal in memory.
         await conn.exec_driver_sql("PRAGMA synchronous = OFF")
         await conn.exec_driver_sql("PRAGMA journal_mode = MEMORY")
-        await conn.exec_driver_sql("PRAGMA cache_size = -65536")
+        await conn.exec_driver_sql("PRAGMA cache_size = -16384")
         # The sqlite3 module would run DDL outside any transaction; an explicit
         # BEGIN puts tables, rows and indexes in one, as on PostgreSQL.
         await conn.exec_driver_sql("BEGIN")

@@ -18,7 +18,9 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "seed", help="fill the demo sales/billing/support databases with realistic, untidy customers",
         description="Create the three demo business databases and fill them with the fixed demo personas "
-                    "plus N random customers (deterministic for a given --seed).")
+                    "plus N random customers: the same people, keys and numbers for a given --seed (dates follow "
+                    "today). A PostgreSQL database that does not exist is created; ?search_path=NAME in a "
+                    "PostgreSQL DSN puts the tables in that schema. Existing demo tables are replaced only with --force.")
     parser.add_argument("--customers", type=_count, default=DEFAULT_CUSTOMERS, metavar="N",
                         help=f"random customers to generate (default {DEFAULT_CUSTOMERS})")
     parser.add_argument("--seed", type=int, default=1, metavar="S", help="random seed (default 1)")

@@ -167,3 +167,15 @@ async def test_ensure_seeded_keeps_complete_data_and_repairs_partial_data(sqlite
     with pytest.raises(SeedExists) as exists:
         await seed_demo(sqlite_dsns, 40, 1)
     assert exists.value.complete
+
+
+async def test_dsns_without_an_async_driver_get_one(tmp_path):
+    from tests.conftest import POSTGRES_DSN
+    from adapters.engine import async_url
+
+    assert async_url("postgresql://u@h/db").drivername == "postgresql+asyncpg"
+    assert async_url("postgres://u@h/db").drivername == "postgresql+asyncpg"
+    assert async_url(POSTGRES_DSN).drivername == "postgresql+asyncpg"
+    dsns = {s: f"sqlite:///{tmp_path}/{s}.db" for s in SYSTEMS}
+    await seed_demo(dsns, 5, 1, today=TODAY)
+    assert (await fetch(dsns, "billing", "AC-000123"))["balance"] == "125.40"
