@@ -8,6 +8,7 @@ import uuid
 
 import asyncpg
 import pytest
+import pytest_asyncio
 from sqlalchemy.engine import make_url
 
 from adapters.demo import SYSTEMS, seed_demo
@@ -80,8 +81,19 @@ async def engine_dsns(request, tmp_path):
 WORLD_CUSTOMERS = 1500
 
 
-@pytest.fixture
-async def world(engine_dsns):
-    """A small seeded world on the engine under test."""
-    result = await seed_demo(engine_dsns, WORLD_CUSTOMERS, 7, today=TODAY)
-    return engine_dsns, result
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=["sqlite", "postgresql"])
+async def world(request, tmp_path_factory):
+    """A small seeded world on each engine, shared by a module's read-only tests."""
+    if request.param == "sqlite":
+        folder = tmp_path_factory.mktemp("world")
+        dsns = {system: f"sqlite+aiosqlite:///{folder}/{system}.sqlite3" for system in SYSTEMS}
+        yield dsns, await seed_demo(dsns, WORLD_CUSTOMERS, 7, today=TODAY)
+        return
+    dsns = {}
+    try:
+        for system in SYSTEMS:
+            dsns[system] = await create_pg_database(f"sp_{system}")
+        yield dsns, await seed_demo(dsns, WORLD_CUSTOMERS, 7, today=TODAY)
+    finally:
+        for dsn in dsns.values():
+            await drop_pg_database(dsn)
