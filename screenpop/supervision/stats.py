@@ -1,0 +1,266 @@
+"""Today's figures per queue and per agent, from the interaction log.
+
+Why from the log and not from counters in memory: the log is what survives a
+restart (and what several nodes share), so the figures a supervisor sees at
+10:00 still count the calls of 08:00 after a redeploy at 09:00.
+
+Two halves: :class:`DayFigures` is the arithmetic, pure, fed with call rows;
+:class:`StatsCache` reads the rows (the whole day once, then only rows whose
+events moved since the last read) and keeps the figures, so requests and
+pushes never query the database.
+
+Definitions (one call = one interaction record, counted in the queue it
+entered first, on the day it started):
+
+* offered — calls that entered the queue; answered — of those, answered by an
+  agent; abandoned — the caller hung up while waiting;
+* avg wait — over answered calls (the speed of answer); avg talk — over
+  answered calls that have ended;
+* service level — answered within the queue's threshold, over the calls whose
+  wait is over (answered, abandoned or given up by the queue).  Calls still
+  waiting are not counted yet.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Iterable
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from screenpop.interactions.models import interactions
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ("call_id", "queue", "queued_at", "started_at", "answered_at", "ended_at", "wait_seconds", "talk_seconds",
+           "end_reason", "answer_times", "transfers", "last_event_at")
+
+
+@dataclass(frozen=True, slots=True)
+class CallFigures:
+    """What one call adds to the day."""
+
+    call_id: str
+    queue: str | None  # None: not a queue call
+    answered: bool
+    abandoned: bool
+    wait_over: bool
+    wait_seconds: float | None
+    talk_seconds: float | None  # None until the call has ended
+    agent_talk: dict[str, float]  # agent -> seconds talked (finished parts only)
+    agents: tuple[str, ...]  # every agent who answered
+
+    @classmethod
+    def from_row(cls, row: Any) -> CallFigures:
+        get = row.get if isinstance(row, dict) else (lambda name: getattr(row, name))
+        answered = get("answered_at") is not None
+        ended = get("ended_at") is not None
+        answer_times = {a: _epoch(t) for a, t in (get("answer_times") or {}).items()}
+        return cls(
+            call_id=get("call_id"),
+            queue=get("queue") if get("queued_at") is not None else None,
+            answered=answered,
+            abandoned=get("end_reason") == "abandoned",
+            wait_over=answered or ended,
+            wait_seconds=get("wait_seconds"),
+            talk_seconds=get("talk_seconds") if ended and answered else None,
+            agent_talk=_agent_talk(answer_times, get("transfers") or [], _epoch(get("ended_at"))),
+            agents=tuple(sorted(answer_times)),
+        )
+
+
+def _agent_talk(answer_times: dict[str, float | None], transfers: list[dict], ended: float | None) -> dict[str, float]:
+    """Each agent's part of a call: from their answer to their transfer away,
+    the next agent's answer, or the end; parts still going are not counted."""
+    order = sorted((t, a) for a, t in answer_times.items() if t is not None)
+    out: dict[str, float] = {}
+    for i, (start, agent) in enumerate(order):
+        stops = [_epoch(t.get("ts")) for t in transfers if t.get("from_agent") == agent]
+        stops = [s for s in stops if s is not None and s >= start]
+        if i + 1 < len(order):
+            stops.append(order[i + 1][0])
+        if ended is not None:
+            stops.append(ended)
+        if stops:
+            out[agent] = round(max(0.0, min(stops) - start), 3)
+    return out
+
+
+@dataclass(slots=True)
+class QueueToday:
+    offered: int = 0
+    answered: int = 0
+    abandoned: int = 0
+    wait_over: int = 0
+    answered_in_sl: int = 0
+    wait_total: float = 0.0
+    waits: int = 0
+    talk_total: float = 0.0
+    talks: int = 0
+
+    def to_dict(self, threshold: float) -> dict[str, Any]:
+        return {
+            "offered": self.offered, "answered": self.answered, "abandoned": self.abandoned,
+            "avg_wait_seconds": round(self.wait_total / self.waits, 1) if self.waits else None,
+            "avg_talk_seconds": round(self.talk_total / self.talks, 1) if self.talks else None,
+            "service_level": round(self.answered_in_sl / self.wait_over, 4) if self.wait_over else None,
+            "sl_threshold_seconds": threshold,
+        }
+
+
+@dataclass(slots=True)
+class AgentToday:
+    answered: int = 0
+    talk_seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"answered": self.answered, "talk_seconds": round(self.talk_seconds, 1)}
+
+
+class DayFigures:
+    """The day's calls, folded into per-queue and per-agent totals.  Rows may
+    come again (a call's row changes as it goes on): the newest replaces."""
+
+    def __init__(self, threshold_for: Callable[[str], float] = lambda queue: 20.0):
+        self.threshold_for = threshold_for
+        self.calls: dict[str, CallFigures] = {}
+        self.queues: dict[str, QueueToday] = {}
+        self.agents: dict[str, AgentToday] = {}
+
+    def update(self, rows: Iterable[Any]) -> set[str]:
+        """Take (new versions of) rows; returns the queues whose figures changed."""
+        touched: set[str] = set()
+        for row in rows:
+            figures = CallFigures.from_row(row)
+            old = self.calls.get(figures.call_id)
+            if old == figures:
+                continue
+            if old is not None:
+                self._add(old, -1)
+                touched.add(old.queue or "")
+            self.calls[figures.call_id] = figures
+            self._add(figures, 1)
+            touched.add(figures.queue or "")
+        touched.discard("")
+        return touched
+
+    def _add(self, call: CallFigures, sign: int) -> None:
+        for agent in call.agents:
+            a = self.agents.setdefault(agent, AgentToday())
+            a.answered += sign
+            a.talk_seconds += sign * call.agent_talk.get(agent, 0.0)
+        if call.queue is None:
+            return
+        q = self.queues.setdefault(call.queue, QueueToday())
+        q.offered += sign
+        q.answered += sign * call.answered
+        q.abandoned += sign * call.abandoned
+        q.wait_over += sign * call.wait_over
+        if call.answered and call.wait_seconds is not None:
+            q.waits += sign
+            q.wait_total += sign * call.wait_seconds
+            q.answered_in_sl += sign * (call.wait_seconds <= self.threshold_for(call.queue))
+        if call.talk_seconds is not None:
+            q.talks += sign
+            q.talk_total += sign * call.talk_seconds
+
+    def queue(self, name: str) -> dict[str, Any]:
+        return self.queues.get(name, QueueToday()).to_dict(self.threshold_for(name))
+
+    def agent(self, agent_id: str) -> dict[str, Any]:
+        return self.agents.get(agent_id, AgentToday()).to_dict()
+
+
+def day_start(now: float, tz: str = "UTC") -> datetime:
+    """Midnight of ``now``'s day in ``tz``, as an aware UTC datetime."""
+    local = datetime.fromtimestamp(now, ZoneInfo(tz))
+    return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(timezone.utc)
+
+
+async def read_rows(engine: AsyncEngine, since: datetime, changed_after: datetime | None = None) -> list[dict[str, Any]]:
+    """The day's call rows (started at or after ``since``); only those whose
+    events moved after ``changed_after`` (or that are still going) when given."""
+    c = interactions.c
+    where = [c.started_at >= since]
+    if changed_after is not None:
+        where.append(or_(c.last_event_at >= changed_after, c.ended_at.is_(None)))
+    query = select(*[c[name] for name in COLUMNS]).where(and_(*where))
+    async with engine.connect() as conn:
+        return [dict(row._mapping) for row in await conn.execute(query)]
+
+
+@dataclass
+class StatsCache:
+    """Today's figures, read from the log at start and refreshed when calls
+    move (the service asks after call events), never per request.
+
+    Incremental reads look back ``overlap`` seconds before the newest change
+    already seen, and every ``full_every`` seconds the whole day is read again:
+    a write delayed by a database outage still gets counted."""
+
+    engine: AsyncEngine
+    threshold_for: Callable[[str], float]
+    tz: str = "UTC"
+    clock: Callable[[], float] = field(default=lambda: datetime.now(timezone.utc).timestamp())
+    before_read: Callable[[], Any] | None = None  # e.g. the writer's flush, so the call just ended is in
+    overlap: float = 120.0
+    full_every: float = 600.0
+    figures: DayFigures = field(init=False)
+    day: datetime | None = field(default=None, init=False)
+    _newest: datetime | None = field(default=None, init=False)
+    _full_at: float = field(default=0.0, init=False)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+
+    def __post_init__(self) -> None:
+        self.figures = DayFigures(self.threshold_for)
+
+    async def refresh(self) -> set[str]:
+        """Read what changed; returns the queues whose figures changed (every
+        queue known at a day change)."""
+        async with self._lock:
+            if self.before_read is not None:
+                result = self.before_read()
+                if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+                    await result
+            now = self.clock()
+            start = day_start(now, self.tz)
+            full = self.day != start or now - self._full_at >= self.full_every
+            changed = set()
+            if full:
+                changed = set(self.figures.queues)
+                self.figures = DayFigures(self.threshold_for)
+                self.day, self._full_at, self._newest = start, now, None
+                after = None
+            else:
+                after = self._newest - timedelta(seconds=self.overlap) if self._newest else None
+            rows = await read_rows(self.engine, start, after)
+            for row in rows:
+                if row["last_event_at"] is not None and (self._newest is None or row["last_event_at"] > self._newest):
+                    self._newest = row["last_event_at"]
+            changed |= self.figures.update(rows)
+            log.debug("supervision stats refreshed full=%s rows=%d queues_changed=%d", full, len(rows), len(changed))
+            return changed
+
+    def queue(self, name: str) -> dict[str, Any]:
+        return self.figures.queue(name)
+
+    def agent(self, agent_id: str) -> dict[str, Any]:
+        return self.figures.agent(agent_id)
+
+    def queue_names(self) -> set[str]:
+        return set(self.figures.queues)
+
+
+def _epoch(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.timestamp()
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None

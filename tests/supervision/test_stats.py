@@ -1,0 +1,137 @@
+"""Today's figures from the interaction log: the arithmetic on the captures'
+calls, then the same calls stored in real SQLite and PostgreSQL logs, read
+incrementally as calls move, and again from scratch (a restarted process)."""
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from datetime import datetime, timezone
+
+import pytest
+
+from screenpop.interactions.record import fold
+from screenpop.interactions.store import InteractionStore
+from screenpop.supervision.stats import CallFigures, DayFigures, StatsCache, day_start
+from telephony.events import CallEvent
+from telephony.replay import replay
+from tests.supervision.helpers import CAPTURES, FIXTURES
+
+CAPTURE_DAY = 1795383500.0  # 2026-11-22 21:38 UTC, just after the captures
+
+
+def events_of(*names: str) -> dict[str, list[CallEvent]]:
+    calls: dict[str, list[CallEvent]] = defaultdict(list)
+    for name in names:
+        for event in replay([(FIXTURES / f"{name}.ami").read_bytes()]):
+            calls[event.call_id].append(event)
+    return dict(calls)
+
+
+def rows_of(*names: str) -> list[dict]:
+    return [dataclasses.asdict(fold(events)) for events in events_of(*names).values()]
+
+
+def q(offered, answered, abandoned, wait, talk, sl, threshold=20.0):
+    return {"offered": offered, "answered": answered, "abandoned": abandoned, "avg_wait_seconds": wait,
+            "avg_talk_seconds": talk, "service_level": sl, "sl_threshold_seconds": threshold}
+
+
+EXPECTED = {
+    "support_answered": ({"support": q(1, 1, 0, 1.0, 4.5, 1.0)}, {"1001": (1, 4.5)}),
+    "sales_no_answer_then_next": ({"sales": q(1, 1, 0, 6.0, 3.5, 1.0)}, {"1004": (1, 3.5)}),
+    "billing_abandoned": ({"billing": q(1, 0, 1, None, None, 0.0)}, {}),
+    "direct_call": ({}, {"1004": (1, 3.5)}),  # not a queue call: the agent's figures only
+    "blind_transfer": ({}, {"1005": (1, 2.5), "1002": (1, 5.5)}),  # each agent's own part of the call
+    "burst_small": (
+        {"billing": q(3, 0, 3, None, None, 0.0), "sales": q(3, 1, 2, 6.0, 3.5, 0.3333), "support": q(2, 2, 0, 2.0, 4.0, 1.0)},
+        {"1001": (1, 2.5), "1002": (1, 5.5), "1004": (1, 3.5), "1005": (1, 20.5)},
+    ),
+}
+
+
+def figures_of(day: DayFigures) -> tuple[dict, dict]:
+    queues = {name: day.queue(name) for name in day.queues}
+    agents = {agent: (a["answered"], a["talk_seconds"]) for agent in day.agents if (a := day.agent(agent))["answered"]}
+    return queues, agents
+
+
+@pytest.mark.parametrize("name", CAPTURES)
+def test_capture_figures(name):
+    day = DayFigures()
+    day.update(rows_of(name))
+    assert figures_of(day) == EXPECTED[name]
+
+
+def test_rows_seen_again_replace_the_old_version():
+    events = events_of("support_answered")["1795383106.0"]
+    answered_at = next(i for i, e in enumerate(events) if e.type == "call.answered")
+    day = DayFigures()
+    assert day.update([dataclasses.asdict(fold(events[:answered_at + 1]))]) == {"support"}
+    assert day.queue("support") == q(1, 1, 0, 1.0, None, 1.0)  # talking: no talk time yet
+    assert day.agent("1001") == {"answered": 1, "talk_seconds": 0.0}
+    day.update([dataclasses.asdict(fold(events))])
+    day.update([dataclasses.asdict(fold(events))])  # the same row twice counts once
+    assert day.queue("support") == q(1, 1, 0, 1.0, 4.5, 1.0)
+    assert day.agent("1001") == {"answered": 1, "talk_seconds": 4.5}
+
+
+def test_service_level_threshold_per_queue():
+    day = DayFigures(lambda queue: 5.0 if queue == "sales" else 20.0)
+    day.update(rows_of("burst_small", "sales_no_answer_then_next"))
+    # the two answered sales calls waited 6 s: outside 5 s
+    assert day.queue("sales")["service_level"] == 0.0 and day.queue("sales")["sl_threshold_seconds"] == 5.0
+    assert day.queue("support")["service_level"] == 1.0
+
+
+def test_a_waiting_caller_is_offered_but_not_yet_in_the_service_level():
+    events = events_of("billing_abandoned")["1795383152.12"]
+    queued = [e for e in events if e.type == "call.queued"]
+    figures = CallFigures.from_row(dataclasses.asdict(fold(queued)))
+    assert (figures.queue, figures.wait_over, figures.answered) == ("billing", False, False)
+    day = DayFigures()
+    day.update([dataclasses.asdict(fold(queued))])
+    assert day.queue("billing") == q(1, 0, 0, None, None, None)
+
+
+def test_day_start_in_a_time_zone():
+    assert day_start(CAPTURE_DAY) == datetime(2026, 11, 22, tzinfo=timezone.utc)
+    # 21:38 UTC is already the 23rd in Tokyo
+    assert day_start(CAPTURE_DAY, "Asia/Tokyo") == datetime(2026, 11, 22, 15, tzinfo=timezone.utc)
+
+
+async def test_figures_from_a_real_log_survive_a_restart(log_engine):
+    store = InteractionStore(log_engine)
+    clock = [CAPTURE_DAY]
+    cache = StatsCache(log_engine, lambda queue: 20.0, clock=lambda: clock[0])
+    assert await cache.refresh() == set()
+    assert cache.queue("support") == q(0, 0, 0, None, None, None)
+
+    # a call in progress, then its end
+    events = events_of("support_answered")["1795383106.0"]
+    answered_at = next(i for i, e in enumerate(events) if e.type == "call.answered")
+    await store.upsert([fold(events[:answered_at + 1])])
+    assert await cache.refresh() == {"support"}
+    assert cache.queue("support") == q(1, 1, 0, 1.0, None, 1.0)
+    await store.upsert([fold(events)])
+    assert await cache.refresh() == {"support"}
+    assert cache.queue("support") == q(1, 1, 0, 1.0, 4.5, 1.0)
+    assert await cache.refresh() == set()  # nothing moved
+
+    # the rest of the captures
+    rest = [fold(evs) for cid, evs in events_of(*[c for c in CAPTURES if c != "support_answered"]).items()]
+    await store.upsert(rest)
+    assert await cache.refresh() == {"billing", "sales", "support"}
+    expected = {"support": q(3, 3, 0, 1.7, 4.2, 1.0), "sales": q(4, 2, 2, 6.0, 3.5, 0.5), "billing": q(4, 0, 4, None, None, 0.0)}
+    assert {name: cache.queue(name) for name in ("support", "sales", "billing")} == expected
+    assert cache.agent("1004") == {"answered": 3, "talk_seconds": 10.5}
+
+    # a restarted process reads the same figures back
+    again = StatsCache(log_engine, lambda queue: 20.0, clock=lambda: clock[0])
+    await again.refresh()
+    assert {name: again.queue(name) for name in ("support", "sales", "billing")} == expected
+    assert again.agent("1005") == cache.agent("1005") == {"answered": 2, "talk_seconds": 23.0}
+
+    # the next day starts from nothing
+    clock[0] = CAPTURE_DAY + 86400
+    assert await cache.refresh() == {"support", "sales", "billing"}
+    assert cache.queue("support") == q(0, 0, 0, None, None, None) and cache.agent("1004")["answered"] == 0
