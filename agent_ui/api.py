@@ -88,6 +88,13 @@ def _date(query, name: str) -> date | None:
         raise BadRequest(400, f"{name} must be a date like 2026-11-23") from None
 
 
+def _day_after(day: date | None) -> date | None:
+    """The exclusive bound of a search "until" ``day``; none after the last date there is."""
+    if day is None or day == date.max:
+        return None
+    return day + timedelta(days=1)
+
+
 def _text(query, name: str, limit: int) -> str | None:
     text = query.get(name)
     if text is None or text.strip() == "":
@@ -149,7 +156,8 @@ def setup(app: web.Application, add_route: AddRoute, *, interactions, orchestrat
             raise BadRequest(400, "since is after until")
         result = await store.search(
             number=_text(q, "number", 64), customer=_text(q, "customer", 200), agent=_text(q, "agent", 32),
-            since=since, until=until + timedelta(days=1) if until else None,  # "until" a day includes that day disposition=_text(q, "disposition", 64),
+            since=since, until=_day_after(until),  # "until" a day includes that day
+            disposition=_text(q, "disposition", 64),
             limit=_int(q, "limit", 50, 1, 200), offset=_int(q, "offset", 0, 0, 100_000))
         return web.json_response({"items": [_record(r) for r in result.items], "total": result.total})
 
@@ -164,10 +172,12 @@ def setup(app: web.Application, add_route: AddRoute, *, interactions, orchestrat
         body = await read_json(request, allowed={"disposition", "notes", "follow_up"}, required={"disposition"})
         # The store validates (disposition among the configured codes, sizes,
         # the date) and raises InvalidInput with the reason: a 400 here.
-        disposition, notes, follow_up = body["disposition"], body.get("notes"), body.get("follow_up") or None
+        # Absent, null and "" mean "none" there; anything else is checked as sent
+        # (a falsy {} or 0 must be refused, not taken for "none").
+        disposition, notes, follow_up = body["disposition"], body.get("notes"), body.get("follow_up")
         user = _user(request)
         record = await written(call_id, lambda: store.set_outcome(
-            call_id, disposition, notes=notes or None, follow_up=follow_up, by_user=user.username))
+            call_id, disposition, notes=notes, follow_up=follow_up, by_user=user.username))
         return web.json_response(_record(record))
 
     async def add_note(request: web.Request) -> web.Response:

@@ -15,7 +15,7 @@ def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
 
 
 def _errors(*codes: int) -> dict[str, Any]:
-    text = {400: "Invalid input", 401: "Not logged in", 403: "Not allowed for this role", 404: "Not found", 413: "Body too large", 415: "Not JSON", 503: "Dependency unavailable"}
+    text = {400: "Invalid input", 401: "Not logged in", 403: "Not allowed for this role", 404: "Not found", 413: "Body too large", 415: "Not JSON", 429: "Too many failed logins", 503: "Dependency unavailable"}
     return {str(code): _json({"$ref": "#/components/schemas/Error"}, text[code]) for code in codes}
 
 
@@ -39,18 +39,36 @@ INTERACTION = {
         "talk_seconds": {"type": ["number", "null"]},
         "end_reason": {"type": ["string", "null"]},
         "disposition": {"type": ["string", "null"]},
-        "notes": {"type": ["string", "null"]},
-        "follow_up": {"type": ["string", "null"]},
+        "notes": {"type": "array", "items": {"$ref": "#/components/schemas/Note"}, "description": "oldest first"},
+        "follow_up": {"type": ["string", "null"], "format": "date"},
     },
     "required": ["call_id"],
 }
 
+NOTE = {
+    "type": "object",
+    "properties": {
+        "id": {"type": ["integer", "null"]},
+        "call_id": {"type": "string"},
+        "author": {"type": "string"},
+        "text": {"type": "string"},
+        "created_at": {"type": "string"},
+    },
+    "required": ["call_id", "author", "text", "created_at"],
+}
+
+# What the interaction log stores from a person: no NUL (PostgreSQL cannot
+# store it); "filled" text also has something besides whitespace (Python's
+# whitespace, which includes the \x1c-\x1f separators and \x85).
+NO_NUL = "^[^\\u0000]*$"
+FILLED = "^[^\\u0000]*[^\\s\\u0000\\u001c-\\u001f\\u0085][^\\u0000]*$"
+
 OUTCOME = {
     "type": "object",
     "properties": {
-        "disposition": {"type": "string", "minLength": 1, "maxLength": 64},
-        "notes": {"type": "string", "maxLength": 10000},
-        "follow_up": {"type": ["string", "null"], "format": "date"},
+        "disposition": {"type": "string", "minLength": 1, "maxLength": 64, "description": "one of the configured codes (GET /api/v1/config/ui)"},
+        "notes": {"type": ["string", "null"], "maxLength": 10000, "pattern": NO_NUL, "description": "becomes a note; empty or null: none"},
+        "follow_up": {"type": ["string", "null"], "anyOf": [{"format": "date"}, {"maxLength": 0}], "description": "a day; empty or null: none"},
     },
     "required": ["disposition"],
     "additionalProperties": False,
@@ -59,28 +77,30 @@ OUTCOME = {
 BALANCE = {
     "type": "object",
     "properties": {
-        "balance": {"type": ["string", "number"], "description": "decimal amount; negative is credit"},
+        "balance": {"type": ["string", "number"], "pattern": "^[+-]?[0-9]{1,12}(\\.[0-9]+)?$", "exclusiveMinimum": -1e12, "exclusiveMaximum": 1e12, "description": "decimal amount; negative is credit"},
         "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
-        "as_of": {"type": "string", "format": "date-time"},
-        "overdue_amount": {"type": ["string", "number"]},
+        "as_of": {"type": ["string", "null"], "format": "date-time", "description": "with a time zone, not in the future; absent or null: now"},
+        "overdue_amount": {"type": ["string", "number", "null"], "pattern": "^[+]?[0-9]{1,12}(\\.[0-9]+)?$", "minimum": 0, "exclusiveMaximum": 1e12, "description": "absent or null: 0"},
     },
     "required": ["balance", "currency"],
     "additionalProperties": False,
 }
 
-CALL_ID = {"name": "call_id", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 64}}
+CALL_ID = {"name": "call_id", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 64, "pattern": FILLED}}
+# A form sends its empty fields: an empty date is no filter.
+DATE_OR_EMPTY = {"type": "string", "anyOf": [{"format": "date"}, {"maxLength": 0}]}
 
 
 def spec() -> dict[str, Any]:
     search_params = [
         {"name": name, "in": "query", "required": False, "schema": schema}
         for name, schema in [
-            ("number", {"type": "string", "maxLength": 64}),
-            ("customer", {"type": "string", "maxLength": 200}),
-            ("agent", {"type": "string", "maxLength": 32}),
-            ("since", {"type": "string", "format": "date"}),
-            ("until", {"type": "string", "format": "date"}),
-            ("disposition", {"type": "string", "maxLength": 64}),
+            ("number", {"type": "string", "maxLength": 64, "allOf": [{"pattern": NO_NUL}, {"pattern": "^\\s*$|[0-9]"}], "description": "some digits of the number; blank: no filter"}),
+            ("customer", {"type": "string", "maxLength": 200, "pattern": NO_NUL}),
+            ("agent", {"type": "string", "maxLength": 32, "pattern": NO_NUL}),
+            ("since", DATE_OR_EMPTY),
+            ("until", DATE_OR_EMPTY),
+            ("disposition", {"type": "string", "maxLength": 64, "pattern": NO_NUL}),
             ("limit", {"type": "integer", "minimum": 1, "maximum": 200}),
             ("offset", {"type": "integer", "minimum": 0, "maximum": 100000}),
         ]
@@ -89,7 +109,7 @@ def spec() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "screenpop", "version": "1", "description": "Call-center screen pop: interactions, current calls, pops, billing push."},
         "components": {
-            "schemas": {"Error": ERROR, "Interaction": INTERACTION, "Outcome": OUTCOME, "Balance": BALANCE},
+            "schemas": {"Error": ERROR, "Interaction": INTERACTION, "Note": NOTE, "Outcome": OUTCOME, "Balance": BALANCE},
             "securitySchemes": {
                 "session": {"type": "apiKey", "in": "cookie", "name": "screenpop_session"},
                 "bearer": {"type": "http", "scheme": "bearer"},
@@ -101,10 +121,10 @@ def spec() -> dict[str, Any]:
                     "summary": "Log in; returns a session token for API and WebSocket clients",
                     "security": [],
                     "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "properties": {"username": {"type": "string"}, "password": {"type": "string"}, "return_token": {"type": "boolean", "description": "also return the session token, for Authorization: Bearer and ?token= on /ws"}}, "required": ["username", "password"]}}}},
-                    "responses": {"200": _json({"type": "object", "properties": {"token": {"type": "string"}, "user": {"type": "object"}}}), **_errors(400, 401)},
+                    "responses": {"200": _json({"type": "object", "properties": {"token": {"type": "string"}, "user": {"type": "object"}}}), **_errors(400, 401, 413, 415, 429, 503)},
                 },
                 "get": {"summary": "Who is logged in (user and CSRF token)", "security": BEARER_OR_COOKIE, "responses": {"200": _json({"type": "object"}), **_errors(401)}},
-                "delete": {"summary": "Log out", "security": BEARER_OR_COOKIE, "responses": {"200": _json({"type": "object"}), **_errors(401)}},
+                "delete": {"summary": "Log out", "security": BEARER_OR_COOKIE, "responses": {"204": {"description": "Logged out"}, **_errors(401)}},
             },
             "/api/v1/config/ui": {
                 "get": {
@@ -126,7 +146,7 @@ def spec() -> dict[str, Any]:
                     "summary": "One call with its notes",
                     "security": BEARER_OR_COOKIE,
                     "parameters": [CALL_ID],
-                    "responses": {"200": _json({"$ref": "#/components/schemas/Interaction"}), **_errors(401, 403, 404)},
+                    "responses": {"200": _json({"$ref": "#/components/schemas/Interaction"}), **_errors(400, 401, 403, 404)},
                 }
             },
             "/api/v1/interactions/{call_id}/outcome": {
@@ -143,8 +163,8 @@ def spec() -> dict[str, Any]:
                     "summary": "Add a note to a call",
                     "security": BEARER_OR_COOKIE,
                     "parameters": [CALL_ID],
-                    "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "properties": {"text": {"type": "string", "minLength": 1, "maxLength": 10000}}, "required": ["text"], "additionalProperties": False}}}},
-                    "responses": {"201": _json({"type": "object"}), **_errors(400, 401, 403, 404, 413, 415)},
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "properties": {"text": {"type": "string", "minLength": 1, "maxLength": 10000, "pattern": FILLED}}, "required": ["text"], "additionalProperties": False}}}},
+                    "responses": {"201": _json({"$ref": "#/components/schemas/Note"}), **_errors(400, 401, 403, 404, 413, 415)},
                 }
             },
             "/api/v1/calls": {
