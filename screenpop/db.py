@@ -3,9 +3,11 @@ engine factory.  SQLite for the demo, PostgreSQL in production; every table
 of the service is declared on :data:`metadata` so Alembic sees them all."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import MetaData
+from sqlalchemy import DateTime, MetaData
+from sqlalchemy.types import TypeDecorator
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -30,3 +32,26 @@ def create_engine(dsn: str, **options) -> AsyncEngine:
         options.setdefault("pool_pre_ping", True)
         options.setdefault("pool_size", 10)
     return create_async_engine(url, **options)
+
+
+class UtcDateTime(TypeDecorator):
+    """Aware UTC datetimes in and out, whatever the backend keeps: PostgreSQL
+    has ``TIMESTAMP WITH TIME ZONE``, SQLite keeps naive UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)

@@ -12,34 +12,9 @@ new revision, never an edit of an applied one).
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from sqlalchemy import Boolean, CheckConstraint, Column, ForeignKey, Integer, String, Table
 
-from sqlalchemy import Boolean, CheckConstraint, Column, DateTime, ForeignKey, Integer, String, Table
-from sqlalchemy.types import TypeDecorator
-
-from screenpop.db import metadata
-
-
-class UtcDateTime(TypeDecorator):
-    """Aware UTC datetimes in and out; SQLite keeps naive UTC."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value, dialect):
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        value = value.astimezone(timezone.utc)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect):
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+from screenpop.db import UtcDateTime, metadata
 
 
 ROLE_CHECK = "role IN ('agent', 'supervisor', 'admin') AND ((role = 'agent') = (agent_id IS NOT NULL))"
