@@ -4,7 +4,7 @@
 // fetched again when a call of this agent ends or an outcome may have been
 // saved (pushed by the agent's state changes, not polled).
 
-import { el, text, longText, clear, byId, plain } from './dom.js';
+import { el, text, longText, clear, byId, plain, append } from './dom.js';
 import { dateTime, duration } from './format.js';
 import { getJSON, callPath } from './api.js';
 import { renderCard } from './card.js';
@@ -73,7 +73,7 @@ function drawCall(call) {
   currentNone.hidden = true;
   currentBox.hidden = false;
   currentBox.dataset.callId = String(call.call_id ?? '');
-  clear(currentHead).append(
+  append(clear(currentHead),
     text(call.caller_number || 'withheld', 'current-number'),
     call.customer_name ? ' · ' : null,
     call.customer_name ? longText(call.customer_name, 'current-customer') : null,

@@ -15,7 +15,7 @@
 //           today: {answered, talk_seconds}}
 // Every value is data: it goes on screen through dom.js (textContent) only.
 
-import { el, text, longText } from './dom.js';
+import { el, text, longText, append } from './dom.js';
 import { duration, number, parseTime } from './format.js';
 
 export const AGENT_STATES = ['available', 'ringing', 'on_call', 'wrap_up', 'paused', 'unavailable', 'logged_out'];
@@ -43,7 +43,15 @@ export class ServerClock {
   }
 
   fromHello(msg) {
-    const t = Date.parse(msg && msg.server_time);
+    this.fromStamp(msg && msg.server_time);
+  }
+
+  // Queue and agent messages carry `updated_at`, the supervision clock when
+  // the message was built (pushed at once).  That clock may run ahead of the
+  // wall clock (the PBX's, with a simulator at speed): following it keeps
+  // `since` times from looking like the future.
+  fromStamp(iso) {
+    const t = Date.parse(iso);
     if (Number.isFinite(t)) this.offsetMs = t - Date.now();
   }
 
@@ -198,7 +206,9 @@ export function seconds(value) {
 // data-level, and every [data-level-host] takes the worst level inside it
 // (plus its own data-base-level, set when it was drawn).
 export function tick(root, clock) {
-  for (const node of root.querySelectorAll('[data-since]')) {
+  const timed = [...root.querySelectorAll('[data-since]')];
+  if (root.matches && root.matches('[data-since]')) timed.push(root);
+  for (const node of timed) {
     const s = clock.elapsed(node.dataset.since);
     node.textContent = s === null ? '–' : duration(s);
     if (node.dataset.alarm) {
@@ -208,7 +218,9 @@ export function tick(root, clock) {
       node.dataset.level = forced || (s !== null && s >= alarm) ? 'red' : s !== null && s >= warn ? 'amber' : 'green';
     }
   }
-  for (const host of root.querySelectorAll('[data-level-host]')) {
+  const hosts = [...root.querySelectorAll('[data-level-host]')];
+  if (root.matches && root.matches('[data-level-host]')) hosts.push(root);
+  for (const host of hosts) {
     const levels = [...host.querySelectorAll('[data-level]')].map((n) => n.dataset.level);
     host.dataset.level = worst(host.dataset.baseLevel || 'none', ...levels);
   }
@@ -240,7 +252,7 @@ export function agentPath(id) {
 
 export function stateBadge(state, pauseReason) {
   const s = agentState(state);
-  return el('span', { class: `state-badge state-${s}`, dataset: { state: s } },
+  return el('span', { class: `state-badge state-${s}`, dataset: { state: s }, title: s === 'paused' && pauseReason ? `Paused: ${pauseReason}` : null },
     STATE_LABEL[s] || s,
     s === 'paused' && pauseReason ? text(` (${pauseReason})`, 'pause-reason') : null);
 }
@@ -271,7 +283,8 @@ export function queueTile(entry, clock, opts = {}) {
     class: 'queue-tile',
     dataset: { queue: name, levelHost: '', baseLevel: alerts.length ? 'red' : sl === 'amber' ? 'amber' : 'green', alerts: String(alerts.length) },
   });
-  tile.append(
+  // dom.js append: the sections a queue does not have (null) are skipped
+  append(tile,
     el('header', { class: 'queue-tile-head' },
       opts.link ? el('a', { class: 'queue-name', href: queuePath(name) }, longText(name, 'queue-name-text'))
         : el('span', { class: 'queue-name' }, longText(name, 'queue-name-text')),

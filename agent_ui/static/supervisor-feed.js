@@ -95,6 +95,7 @@ export class SupervisorFeed {
   onQueue(msg) {
     const name = queueNameOf(msg);
     if (name === null) return;
+    this.clock.fromStamp(msg.updated_at);
     const entry = { msg, receivedAt: Date.now(), generation: this.generation };
     this.queues.set(name, entry);
     if (this.handlers.onQueue) this.handlers.onQueue(entry);
@@ -103,6 +104,7 @@ export class SupervisorFeed {
   onAgent(msg) {
     const id = agentIdOf(msg);
     if (id === null) return;
+    this.clock.fromStamp(msg.updated_at);
     const entry = { msg, receivedAt: Date.now(), generation: this.generation, previous: this.agents.get(id) || null };
     this.agents.set(id, entry);
     if (this.handlers.onAgent) this.handlers.onAgent(entry);

@@ -11,7 +11,7 @@
 // server that has no wallboard, a server that does not answer (the last
 // numbers stay, marked as stale, with the time of the last update).
 
-import { el, text, clear, byId } from './dom.js';
+import { el, text, clear, byId, append } from './dom.js';
 import { getJSON } from './api.js';
 import {
   ServerClock, queueNameOf, waitingCount, longestWaitSince, thresholds, hasAlert, slLevel, percent, seconds,
@@ -47,7 +47,7 @@ function setState(next) {
 
 function say(title, detail) {
   message.hidden = false;
-  clear(message).append(el('h1', { class: 'wb-message-title' }, title), detail ? el('p', { class: 'wb-message-detail' }, detail) : null);
+  append(clear(message), el('h1', { class: 'wb-message-title' }, title), detail ? el('p', { class: 'wb-message-detail' }, detail) : null);
 }
 
 function quiet() {
@@ -61,8 +61,10 @@ async function poll() {
   let next = POLL_MS;
   if (result.ok && result.data && typeof result.data === 'object') {
     lastOkAt = Date.now();
-    if (result.data.server_time) clock.fromHello(result.data);
     queues = Array.isArray(result.data.queues) ? result.data.queues.filter((q) => q && typeof q === 'object' && queueNameOf(q) !== null) : [];
+    // The server's clock (see ServerClock.fromStamp): the newest stamp it sent.
+    const stamps = [result.data.server_time, ...queues.map((q) => q.updated_at)].filter((t) => Number.isFinite(Date.parse(t)));
+    if (stamps.length) clock.fromStamp(stamps.reduce((a, b) => (Date.parse(b) > Date.parse(a) ? b : a)));
     setState('ok');
     staleBox.hidden = true;
     if (queues.length) quiet();
@@ -152,7 +154,7 @@ function minor(cls, value, label) {
 }
 
 function everySecond() {
-  clockBox.textContent = clockFormat.format(new Date(clock.now()));
+  clockBox.textContent = clockFormat.format(new Date()); // the room's time, not the PBX's
   tick(grid, clock);
   if (state === 'ok' && lastOkAt && Date.now() - lastOkAt > STALE_AFTER_MS) {
     setState('stale');
