@@ -4,44 +4,19 @@ PostgreSQL being down fails these tests; it never skips them."""
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 
-import asyncpg
 import pytest
 import pytest_asyncio
-from sqlalchemy.engine import make_url
 
 from adapters.demo import SYSTEMS, seed_demo
-from tests.conftest import POSTGRES_DSN
+from tests.pg import create_database
+from tests.pg import drop_database as drop_pg_database
 
 TODAY = dt.date(2026, 11, 23)  # fixed, so every run sees the same rows
 
 
-def _plain(dsn: str) -> str:
-    return make_url(dsn).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 async def create_pg_database(prefix: str = "sp_adapters") -> str:
-    """A new empty database; returns its SQLAlchemy DSN."""
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    try:
-        conn = await asyncpg.connect(_plain(POSTGRES_DSN), timeout=5)
-    except Exception as exc:  # pragma: no cover - the point is to fail loudly
-        pytest.fail(f"PostgreSQL is required at {POSTGRES_DSN} and is not reachable: {exc}")
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return make_url(POSTGRES_DSN).set(database=name).render_as_string(hide_password=False)
-
-
-async def drop_pg_database(dsn: str) -> None:
-    name = make_url(dsn).database
-    conn = await asyncpg.connect(_plain(POSTGRES_DSN), timeout=5)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    return await create_database(prefix)
 
 
 @pytest.fixture

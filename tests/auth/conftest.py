@@ -7,15 +7,14 @@ import contextlib
 import uuid
 from datetime import datetime, timedelta, timezone
 
-import asyncpg
 import pytest
-from sqlalchemy.engine import make_url
 
 from screenpop.auth.accounts import LockoutPolicy, SessionPolicy
 from screenpop.auth.models import sessions, users
 from screenpop.auth.store import AccountStore
 from screenpop.db import create_engine, metadata
 from tests.conftest import POSTGRES_DSN
+from tests.pg import admin, scratch_database
 
 FAST_N = 2**4  # scrypt cost for tests: the real one is slow on purpose
 
@@ -33,45 +32,25 @@ class Clock:
         self.now += timedelta(**delta)
 
 
-def _asyncpg_dsn(url) -> str:
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 @contextlib.asynccontextmanager
 async def postgres_schema():
     """A fresh schema of this test's own in the test database, dropped
     afterwards (a schema is much cheaper than a database).  Yields the DSN
     and the engine options that put the schema first on the search path."""
-    url = make_url(POSTGRES_DSN)
     name = f"auth_{uuid.uuid4().hex[:12]}"
+    conn = await admin()
     try:
-        admin = await asyncpg.connect(_asyncpg_dsn(url))
-    except Exception as exc:  # pragma: no cover - the point is to fail loudly
-        pytest.fail(f"PostgreSQL is required at {POSTGRES_DSN} and is not reachable: {exc}")
-    try:
-        await admin.execute(f'CREATE SCHEMA "{name}"')
+        await conn.execute(f'CREATE SCHEMA "{name}"')
         yield POSTGRES_DSN, {"connect_args": {"server_settings": {"search_path": name}}}
     finally:
-        await admin.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
-        await admin.close()
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+        await conn.close()
 
 
-@contextlib.asynccontextmanager
-async def postgres_database():
+def postgres_database():
     """The DSN of a fresh PostgreSQL database, dropped afterwards: for code
     that opens its own engine from a DSN (migrations, the CLI)."""
-    url = make_url(POSTGRES_DSN)
-    name = f"screenpop_auth_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = await asyncpg.connect(_asyncpg_dsn(url))
-    except Exception as exc:  # pragma: no cover - the point is to fail loudly
-        pytest.fail(f"PostgreSQL is required at {POSTGRES_DSN} and is not reachable: {exc}")
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    return scratch_database("screenpop_auth")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

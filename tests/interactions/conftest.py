@@ -5,13 +5,10 @@ PostgreSQL being down FAILS these tests; it never skips them.
 Events come from the real captures through ``telephony.replay``."""
 from __future__ import annotations
 
-import uuid
 from collections import defaultdict
 from pathlib import Path
 
-import asyncpg
 import pytest
-from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from screenpop.db import create_engine
@@ -19,7 +16,8 @@ from screenpop.interactions.migrate import migrate
 from screenpop.interactions.store import InteractionStore
 from telephony.events import CallEvent
 from telephony.replay import replay
-from tests.conftest import POSTGRES_DSN
+from tests.pg import create_database
+from tests.pg import drop_database as drop_pg_database
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 CAPTURES = ("support_answered", "sales_no_answer_then_next", "billing_abandoned", "direct_call", "blind_transfer", "burst_small")
@@ -39,36 +37,8 @@ def by_call(events: list[CallEvent]) -> dict[str, list[CallEvent]]:
     return dict(out)
 
 
-def plain(dsn: str) -> str:
-    """asyncpg's own DSN form."""
-    return make_url(dsn).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-async def admin() -> asyncpg.Connection:
-    try:
-        return await asyncpg.connect(plain(POSTGRES_DSN), timeout=5)
-    except Exception as exc:  # pragma: no cover - the point is to fail loudly
-        pytest.fail(f"PostgreSQL is required at {POSTGRES_DSN} and is not reachable: {exc}")
-
-
 async def create_pg_database() -> str:
-    name = f"sp_interactions_{uuid.uuid4().hex[:10]}"
-    conn = await admin()
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return make_url(POSTGRES_DSN).set(database=name).render_as_string(hide_password=False)
-
-
-async def drop_pg_database(dsn: str) -> None:
-    name = make_url(dsn).database
-    conn = await admin()
-    try:
-        await conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    return await create_database("sp_interactions")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

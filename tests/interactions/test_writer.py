@@ -22,7 +22,9 @@ from screenpop.interactions.store import InteractionStore
 from screenpop.interactions.writer import InteractionWriter
 from telephony.events import CallEvent
 
-from .conftest import admin, by_call, capture_events
+from tests.pg import admin
+
+from .conftest import by_call, capture_events
 
 FAST = dict(flush_interval=0.02, retry_min=0.05, retry_max=0.3, write_timeout=3.0, batch_size=50)
 
