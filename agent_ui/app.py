@@ -14,6 +14,8 @@ from aiohttp import web
 from agent_ui import access, api, auth, billing, openapi, pages, ws
 from agent_ui.tokens import BearerTokens
 from screenpop.metrics import CONTENT_TYPE_LATEST
+from screenpop.supervision import http as supervision_http
+from screenpop.supervision import openapi as supervision_openapi
 
 if TYPE_CHECKING:
     from screenpop.service import ScreenpopService
@@ -37,6 +39,8 @@ def build_app(service: ScreenpopService) -> web.Application:
     billing.setup(app, tokens=tokens, balances=service.lookup.balances,
                   on_balance=lambda balance: service.lookup.on_balance(balance, service.orchestrator.card_changed))
     registry.declare("PUT", billing.ROUTE, access.BILLING_TOKEN)
+    supervision_http.setup(app, add_route, service.supervision.service, store=service.interactions.store,
+                           wallboard_token=s.supervision.wallboard_token, tz=s.supervision.timezone)
     ws.setup(app, service.hub, registry.authenticate)
     registry.declare("GET", ws.ROUTE, access.SUPPORT)
 
@@ -48,6 +52,8 @@ def build_app(service: ScreenpopService) -> web.Application:
         return web.Response(body=service.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     document = openapi.spec()
+    document["paths"].update(supervision_openapi.paths())
+    document["components"]["schemas"].update(supervision_openapi.schemas())
 
     async def openapi_json(request: web.Request) -> web.Response:
         return web.json_response(document)

@@ -37,6 +37,15 @@ def no_replay(agent_id: str) -> list[protocol.Message]:
     return []
 
 
+# What a supervisor's screen shows right now (every ``queue`` and ``agent``
+# state message), for a socket that just opened.
+SupervisorReplay = Callable[[], "list[protocol.Message] | Awaitable[list[protocol.Message]]"]
+
+
+def no_supervisor_replay() -> list[protocol.Message]:
+    return []
+
+
 class NotAllowed(ValueError):
     """This user may not open this socket; the message is shown to the client (403)."""
 
@@ -80,7 +89,8 @@ class Hub:
     """The ``Delivery`` of the orchestrator, and the registry of open sockets.
 
     ``replay`` gives the pops to show a (re)connecting agent; the service
-    passes ``orchestrator.pops_for``."""
+    passes ``orchestrator.pops_for``.  ``supervisor_replay`` gives the
+    current queue and agent states to a supervisor socket that opens."""
 
     def __init__(
         self,
@@ -88,8 +98,10 @@ class Hub:
         *,
         settings: SocketSettings = SocketSettings(),
         on_ack: OnAck | None = None,
+        supervisor_replay: SupervisorReplay = no_supervisor_replay,
     ):
         self.replay = replay
+        self.supervisor_replay = supervisor_replay
         self.settings = settings
         self.on_ack = on_ack
         self._agents: dict[str, set[Connection]] = {}
@@ -231,9 +243,9 @@ class Hub:
     def _replay_now(self, conn: Connection, audience: Audience) -> asyncio.Future | None:
         """Release the replay at once, or return the awaitable still to be waited for."""
         pops: Any = []
-        if audience.agent_id is not None:
+        if audience.agent_id is not None or audience.kind == SUPERVISOR:
             try:
-                pops = self.replay(audience.agent_id)
+                pops = self.replay(audience.agent_id) if audience.agent_id is not None else self.supervisor_replay()
             except Exception:
                 log.exception("ws replay failed user=%s agent=%s", conn.username, audience.agent_id)
             if inspect.isawaitable(pops):

@@ -20,7 +20,7 @@ from typing import Any, Mapping
 from telephony.agents import DEFAULT_AGENT_PATTERNS
 
 ENV_PREFIX = "SCREENPOP_"
-SECRET_KEYS = {"secret", "password", "token", "tokens"}
+SECRET_KEYS = {"secret", "password", "token", "tokens", "wallboard_token"}
 
 
 class ConfigError(ValueError):
@@ -149,6 +149,30 @@ class PopSettings:
 
 
 @dataclass(slots=True)
+class SupervisionSettings:
+    """Supervisors' live queue view: service-level threshold, alert limits,
+    how long an agent may stay in wrap-up without saving the outcome, and the
+    read-only wallboard's token (a secret: environment or token file)."""
+
+    sl_threshold_seconds: float = 20.0  # answered within this many seconds counts for the service level
+    queue_sl_thresholds: list[str] = field(default_factory=list)  # per queue, "support=30"
+    longest_wait_alert_seconds: float = 60.0
+    service_level_alert: float = 0.8  # alert below this share (0..1)
+    wrap_up_max_seconds: float = 120.0
+    timezone: str = "UTC"  # where "today" begins for the day's figures
+    push_interval_seconds: float = 0.25  # at most one push per queue / agent in this time
+    wallboard_token: str = ""
+    wallboard_token_file: str = ""
+
+    def threshold_for(self, queue: str) -> float:
+        for item in self.queue_sl_thresholds:
+            name, _, seconds = item.partition("=")
+            if name.strip() == queue:
+                return float(seconds)
+        return self.sl_threshold_seconds
+
+
+@dataclass(slots=True)
 class Settings:
     ami: AmiSettings = field(default_factory=AmiSettings)
     agents: AgentSettings = field(default_factory=AgentSettings)
@@ -161,6 +185,7 @@ class Settings:
     billing: BillingSettings = field(default_factory=BillingSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     pop: PopSettings = field(default_factory=PopSettings)
+    supervision: SupervisionSettings = field(default_factory=SupervisionSettings)
 
 
 def load_settings(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -179,6 +204,7 @@ def load_settings(path: str | os.PathLike | None = None, env: Mapping[str, str] 
     settings = _build(Settings, raw, "")
     for section in (settings.ami, settings.billing, *settings.sources):
         _read_secret_file(section)
+    _read_secret_file(settings.supervision, ("wallboard_token",))
     _check(settings)
     return settings
 
@@ -265,8 +291,8 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     return value
 
 
-def _read_secret_file(section: Any) -> None:
-    for key in ("secret", "token"):
+def _read_secret_file(section: Any, keys: tuple[str, ...] = ("secret", "token")) -> None:
+    for key in keys:
         path = getattr(section, f"{key}_file", "")
         if path and not getattr(section, key):
             try:
@@ -278,6 +304,25 @@ def _read_secret_file(section: Any) -> None:
 def _check(settings: Settings) -> None:
     import re
 
+    sup = settings.supervision
+    if sup.sl_threshold_seconds <= 0 or sup.longest_wait_alert_seconds <= 0 or sup.wrap_up_max_seconds < 0 or sup.push_interval_seconds < 0:
+        raise ConfigError("supervision: sl_threshold_seconds and longest_wait_alert_seconds must be > 0, wrap_up_max_seconds and push_interval_seconds >= 0")
+    if not 0 <= sup.service_level_alert <= 1:
+        raise ConfigError("supervision.service_level_alert is a share between 0 and 1 (0.8 for 80 %)")
+    for item in sup.queue_sl_thresholds:
+        name, sep, seconds = item.partition("=")
+        try:
+            ok = bool(sep and name.strip()) and float(seconds) > 0
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ConfigError(f"supervision.queue_sl_thresholds: {item!r} is not queue=seconds (seconds > 0)")
+    try:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(sup.timezone)
+    except Exception:
+        raise ConfigError(f"supervision.timezone {sup.timezone!r} is not a known time zone (e.g. Europe/Madrid)") from None
     if settings.pop.timing not in ("ring", "answer"):
         raise ConfigError(f"pop.timing must be 'ring' or 'answer', got {settings.pop.timing!r}")
 

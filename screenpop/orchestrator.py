@@ -17,7 +17,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from customer_lookup.card import CustomerCard
 from screenpop.metrics import ServiceMetrics
@@ -76,8 +76,12 @@ class Orchestrator:
         metrics: ServiceMetrics | None = None,
         pop_timing: dict[str, str] | None = None,
         default_timing: str = POP_ON_RING,
+        on_card: Callable[[str, CustomerCard], None] | None = None,
     ):
+        """``on_card(call_id, card)`` hears every card a call gets (the lookup,
+        late data, a pushed balance): the supervisors' view names the caller."""
         self.lookup = lookup
+        self.on_card = on_card
         self.delivery = delivery
         self.writer = writer
         self.pop_timing = pop_timing or {}
@@ -134,6 +138,7 @@ class Orchestrator:
             if call.card is not None and call.card.e164 and call.card.e164 == card.e164:
                 call.card = card
                 sent += self._send_card(call)
+                self._tell_card(call.call_id, card)
         return sent
 
     def add_note(self, call_id: str, note: dict[str, Any]) -> None:
@@ -163,6 +168,15 @@ class Orchestrator:
     def _log_card(self, call: ActiveCall, card: CustomerCard) -> None:
         if self.writer is not None:
             self.writer.submit_lookup(call.call_id, card)
+        self._tell_card(call.call_id, card)
+
+    def _tell_card(self, call_id: str, card: CustomerCard) -> None:
+        if self.on_card is None:
+            return
+        try:
+            self.on_card(call_id, card)
+        except Exception:
+            log.exception("card observer failed call_id=%s", call_id)
 
     async def _in_order(self, call: ActiveCall, event: CallEvent) -> None:
         async with call.lock:

@@ -43,6 +43,7 @@ class ScreenpopService:
         self.lookup = None
         self.hub = None
         self.orchestrator = None
+        self.supervision = None  # queue and agent state for supervisors
         self.connection = None
         self.feed = None
         self.app: web.Application | None = None
@@ -62,6 +63,8 @@ class ScreenpopService:
         from screenpop.auth.store import AccountStore
         from screenpop.interactions.service import InteractionLog
         from screenpop.orchestrator import Orchestrator
+        from screenpop.supervision.plugin import Supervision
+        from telephony.agents import AgentResolver
 
         s = self.settings
         self.interactions = await InteractionLog.from_settings(s)
@@ -75,11 +78,16 @@ class ScreenpopService:
             self._redis = aioredis.from_url(s.bus.redis_url)
         self.lookup = await build_lookup(s, redis=self._redis, history=self.interactions.store.history)
         await self.lookup.start()
-        self.hub = Hub(replay=lambda agent_id: self.orchestrator.pops_for(agent_id))
+        self.hub = Hub(replay=lambda agent_id: self.orchestrator.pops_for(agent_id),
+                       supervisor_replay=lambda: self.supervision.replay())
         self.metrics.bind_gauge(self.metrics.ws_connections, lambda: len(self.hub))
+        self.supervision = Supervision(s.supervision, self.hub, engine=self.interactions.engine, writer=writer,
+                                       agents=AgentResolver(s.agents.patterns))
+        await self.supervision.start()
         self.orchestrator = Orchestrator(self.lookup, self.hub, writer, metrics=self.metrics,
                                          default_timing=s.pop.timing,
-                                         pop_timing={queue: "answer" for queue in s.pop.on_answer_queues})
+                                         pop_timing={queue: "answer" for queue in s.pop.on_answer_queues},
+                                         on_card=self.supervision.on_card)
         self.app = build_app(self)
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -106,8 +114,9 @@ class ScreenpopService:
         def deliver(event) -> None:
             self.metrics.call_events.labels(event.type).inc()
             self.orchestrator.handle(event)
+            self.supervision.on_call_event(event)
 
-        self.feed = CallFeed(self.connection.queue, tracker, deliver)
+        self.feed = CallFeed(self.connection.queue, tracker, deliver, observe=self.supervision.on_ami)
         self._tasks += [asyncio.create_task(self.connection.run(), name="ami-connection"),
                         asyncio.create_task(self.feed.run(), name="call-feed")]
 
@@ -120,6 +129,8 @@ class ScreenpopService:
         self._tasks.clear()
         if self.orchestrator is not None:
             await self.orchestrator.drain()
+        if self.supervision is not None:
+            await self.supervision.stop()
         if self._runner is not None:
             await self._runner.cleanup()
         if self.lookup is not None:

@@ -3,7 +3,11 @@
 The connection puts AMI events and link markers (LinkUp, LinkDown, Snapshot)
 in one ordered queue; this loop hands each to the tracker in that order and
 passes every call event to ``deliver``.  A failing ``deliver`` is logged and
-the next event goes on: one bad consumer must not stop call tracking."""
+the next event goes on: one bad consumer must not stop call tracking.
+
+``observe``, when given, sees every item of the queue (raw AMI event or link
+marker) just before the tracker does, so a consumer of what call events do
+not say (the supervisors' queue monitor) follows the same ordered stream."""
 from __future__ import annotations
 
 import asyncio
@@ -19,11 +23,14 @@ from telephony.tracker import CallTracker
 log = logging.getLogger(__name__)
 
 Deliver = Callable[[CallEvent], Awaitable[None] | None]
+Observe = Callable[[object], None]
 
 
 class CallFeed:
-    def __init__(self, queue: asyncio.Queue, tracker: CallTracker, deliver: Deliver, *, expire_every: float = 60.0):
+    def __init__(self, queue: asyncio.Queue, tracker: CallTracker, deliver: Deliver, *, expire_every: float = 60.0,
+                 observe: Observe | None = None):
         self.queue = queue
+        self.observe = observe
         self.tracker = tracker
         self.deliver = deliver
         self.expire_every = expire_every
@@ -45,8 +52,16 @@ class CallFeed:
                 last_expire = time.monotonic()
             if item is None:
                 continue
+            if self.observe is not None:
+                self._observe(item)
             for event in self._track(item):
                 await self._deliver(event)
+
+    def _observe(self, item) -> None:
+        try:
+            self.observe(item)  # type: ignore[misc]
+        except Exception:
+            log.exception("ami observer failed item=%s", item.get("Event") if isinstance(item, dict) else type(item).__name__)
 
     def _track(self, item) -> list[CallEvent]:
         if isinstance(item, dict):

@@ -1,0 +1,140 @@
+"""The supervisors' messages: a capture through the service with cards from
+a lookup, the shapes the dashboard pages rely on, alerts, wrap-up ending with
+the outcome, and the notifier's coalescing."""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+from customer_lookup.card import KNOWN, CustomerCard, Person, SourceStatus
+from screenpop.config import SupervisionSettings
+from screenpop.interactions.record import fold
+from screenpop.supervision.notifier import Notifier
+from screenpop.supervision.services import SupervisionService
+from screenpop.supervision.stats import DayFigures
+from telephony.queues import Changes, QueueMonitor
+from tests.supervision.helpers import capture_messages
+from tests.supervision.test_stats import events_of
+
+QUEUE_KEYS = {"type", "queue", "waiting", "longest_wait_seconds", "agents", "today", "alerts", "updated_at"}
+WAITING_KEYS = {"call_id", "caller_number", "customer_name", "vip", "since", "position"}
+AGENT_KEYS = {"type", "agent_id", "name", "state", "pause_reason", "since", "queues", "call", "today"}
+TODAY_KEYS = {"offered", "answered", "abandoned", "avg_wait_seconds", "avg_talk_seconds", "service_level", "sl_threshold_seconds"}
+
+
+class Figures:
+    """A StatsCache stand-in fed by hand: the arithmetic is the real one."""
+
+    def __init__(self):
+        self.day = DayFigures()
+
+    def queue(self, name):
+        return self.day.queue(name)
+
+    def agent(self, agent_id):
+        return self.day.agent(agent_id)
+
+    def queue_names(self):
+        return set(self.day.queues)
+
+
+def build(settings=SupervisionSettings(), clock=lambda: 0.0):
+    changes = Changes()
+    figures = Figures()
+    service = SupervisionService(settings, QueueMonitor(wrap_up_max=settings.wrap_up_max_seconds), stats=figures,
+                                 notify=changes.update, clock=clock)
+    return service, changes, figures
+
+
+def feed(service, messages, tracker=None, until=None):
+    from telephony.tracker import CallTracker
+
+    tracker = tracker or CallTracker()
+    for message in messages:
+        service.on_ami(message)
+        for event in tracker.feed(message):
+            service.on_call_event(event)
+        if until is not None and until(message):
+            return tracker
+    return tracker
+
+
+def ana_card() -> CustomerCard:
+    return CustomerCard(KNOWN, "+34912345678", "+34912345678", [Person(name="Ana García", vip=True)], {"sales": SourceStatus("ok")})
+
+
+def test_messages_have_the_dashboard_shapes_with_who_is_waiting():
+    service, changes, figures = build()
+    messages = capture_messages("support_answered")
+    joined = lambda m: m.get("Event") == "AgentCalled" and "1001" in m.get("Interface", "")
+    tracker = feed(service, messages, until=joined)
+    service.on_card("1795383106.0", ana_card())
+    queue = service.queue_message("support")
+    assert set(queue) >= QUEUE_KEYS and set(queue["today"]) >= TODAY_KEYS
+    (caller,) = queue["waiting"]
+    assert set(caller) >= WAITING_KEYS
+    assert (caller["call_id"], caller["caller_number"], caller["customer_name"], caller["vip"], caller["position"]) == (
+        "1795383106.0", "+34912345678", "Ana García", True, 1)
+    assert caller["since"] == "2026-11-22T21:31:46.875399Z"
+    assert queue["longest_wait_seconds"] >= 0 and queue["alerts"] == [] or queue["alerts"][0]["kind"] == "longest_wait"
+    alice = service.agent_message("1001")
+    assert set(alice) >= AGENT_KEYS
+    assert alice["state"] == "ringing" and alice["call"]["customer_name"] == "Ana García"
+    assert alice["call"]["card"]["persons"][0]["vip"] is True and alice["call"]["queue"] == "support"
+    # to the end of the call: 1001 wraps up and shows the call it wraps up
+    feed(service, messages[messages.index(next(m for m in messages if joined(m))) + 1:], tracker)
+    alice = service.agent_message("1001")
+    assert (alice["state"], alice["call"]["call_id"], alice["name"], alice["queues"]) == ("wrap_up", "1795383106.0", "Alice Agent", ["support"])
+    assert service.queue_message("support")["agents"] == {"logged_in": 2, "available": 1, "ringing": 0, "on_call": 0,
+                                                          "wrap_up": 1, "paused": 0, "unavailable": 0}
+    # the outcome is saved: back to available, and everyone was told
+    changes.agents.clear()
+    service.outcome_saved("1795383106.0")
+    assert "1001" in changes.agents and service.agent_message("1001")["state"] == "available"
+    assert service.agent_message("1001")["call"] is None
+
+
+def test_alerts_for_a_long_wait_and_a_low_service_level():
+    settings = SupervisionSettings(longest_wait_alert_seconds=3.0, service_level_alert=0.8)
+    now = [0.0]
+    service, changes, figures = build(settings, clock=lambda: now[0])
+    messages = capture_messages("billing_abandoned")
+    tracker = feed(service, messages, until=lambda m: m.get("Event") == "QueueCallerJoin")
+    joined_at = service.monitor.queue("billing").waiting[0].since
+    now[0] = joined_at + 1
+    assert service.queue_message("billing")["alerts"] == []
+    changes.queues.clear()
+    now[0] = joined_at + 4
+    service.tick()
+    assert "billing" in changes.queues  # the alert appeared with time alone
+    (alert,) = service.queue_message("billing")["alerts"]
+    assert alert["kind"] == "longest_wait" and alert["threshold"] == 3.0 and alert["value"] >= 4.0 and "billing" in alert["message"]
+    feed(service, messages[[i for i, m in enumerate(messages) if m.get("Event") == "QueueCallerJoin"][0] + 1:], tracker)
+    figures.day.update([dataclasses.asdict(fold(e)) for e in events_of("billing_abandoned").values()])
+    service.stats_changed({"billing"})
+    (alert,) = service.queue_message("billing")["alerts"]
+    assert (alert["kind"], alert["value"], alert["threshold"]) == ("service_level", 0.0, 0.8)
+    today = service.queue_message("billing")["today"]
+    assert (today["offered"], today["answered"], today["abandoned"]) == (1, 0, 1)
+
+
+async def test_notifier_coalesces_bursts_and_skips_repeats():
+    sent = []
+    state = {"support": 0}
+    notifier = Notifier(sent.append, lambda q: {"type": "queue", "queue": q, "n": state[q], "updated_at": "x"},
+                        lambda a: {"type": "agent", "agent_id": a}, interval=0.2)
+    for n in range(50):  # a burst: one push
+        state["support"] = n
+        notifier.mark(Changes({"support"}, {"1001"}))
+    await asyncio.sleep(0.01)
+    assert sent == [{"type": "queue", "queue": "support", "n": 49, "updated_at": "x"}, {"type": "agent", "agent_id": "1001"}]
+    state["support"] = 50
+    notifier.mark(Changes({"support"}, set()))
+    await asyncio.sleep(0.05)
+    assert len(sent) == 2  # within the interval: held back
+    await asyncio.sleep(0.25)
+    assert sent[-1]["n"] == 50 and len(sent) == 3
+    notifier.mark(Changes({"support"}, {"1001"}))  # nothing new to say
+    await asyncio.sleep(0.3)
+    assert len(sent) == 3
+    notifier.close()
