@@ -89,8 +89,8 @@ class Stack:
         assert hello["type"] == "hello", hello
         return ws
 
-    async def api(self, method: str, path: str, token: str, **kwargs):
-        headers = {"Authorization": f"Bearer {token}"}
+    async def api(self, method: str, path: str, token: str, *, headers: dict | None = None, **kwargs):
+        headers = {"Authorization": f"Bearer {token}", **(headers or {})}
         async with self.http.request(method, f"{self.url}{path}", headers=headers, **kwargs) as r:
             text = await r.text()
             assert r.content_type == "application/json", (r.status, r.content_type, text[:300])
