@@ -175,7 +175,7 @@ class QueueMonitor:
         return QueueView(name, list(q.waiting), {"logged_in": len(q.members), **counts}, q.joined, q.answered, q.abandoned)
 
     def agent(self, agent_id: str) -> AgentView | None:
-        if agent_id not in self.agent_ids():
+        if not any(agent_id in known for known in (self._state, self._names, self._device, self._activity, self._wrap)):
             return None
         state, reason = self._agent_state(agent_id)
         since = self._state.get(agent_id, (state, self.last_ts))[1]

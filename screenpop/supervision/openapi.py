@@ -34,6 +34,9 @@ QUEUE_STATE = {
             "kind": {"enum": ["longest_wait", "service_level"]}, "message": {"type": "string"},
             "value": {"type": "number"}, "threshold": {"type": "number"}}}},
         "updated_at": {"type": "string", "format": "date-time"},
+        "thresholds": {"type": "object", "description": "the alert limits", "properties": {
+            "longest_wait_seconds": {"type": "number"}, "service_level": {"type": "number"}}},
+        "link_up": {"type": "boolean", "description": "false: the PBX link is down; the last known state"},
     },
     "required": ["type", "queue", "waiting", "agents", "today", "alerts"],
 }

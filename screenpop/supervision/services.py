@@ -186,6 +186,9 @@ class SupervisionService:
             "type": "queue", "queue": name, "waiting": waiting,
             "longest_wait_seconds": None if longest is None else round(longest, 1),
             "agents": dict(agents), "today": self.stats.queue(name), "alerts": alerts, "updated_at": iso(now),
+            "thresholds": {"longest_wait_seconds": self.settings.longest_wait_alert_seconds,
+                           "service_level": self.settings.service_level_alert},
+            "link_up": self.link_up,  # False: the PBX link is down, this is the last known state
         }
 
     def _longest_wait(self, name: str, now: float) -> float | None:

@@ -265,6 +265,7 @@ async def test_view_is_right_again_after_an_ami_outage_with_lost_events(stack):
     while not simulator.pbx.stats["billing"].entries:
         await asyncio.sleep(0.01)
     assert board.agents["1001"]["state"] == "on_call"  # what we last knew
+    await board.until(lambda b: b.queues["support"]["link_up"] is False)  # ... and the board says it may be stale
     simulator.server.secret = SECRET
 
     async def relogged():
@@ -274,7 +275,7 @@ async def test_view_is_right_again_after_an_ami_outage_with_lost_events(stack):
 
     # after the resync: Ana's call is over, the new caller waits in billing
     await board.until(lambda b: b.agents["1001"]["state"] == "wrap_up" and b.queues["billing"]["waiting"])
-    assert board.agents["1001"]["call"]["call_id"] == linkedid
+    assert board.agents["1001"]["call"]["call_id"] == linkedid and board.queues["support"]["link_up"] is True
     (yan,) = board.queues["billing"]["waiting"]
     assert yan["caller_number"] == "+34911000222"
     assert board.queues["support"]["agents"]["on_call"] == 0 and board.queues["support"]["waiting"] == []
