@@ -105,7 +105,7 @@ class SupervisionService:
     def on_call_event(self, event: CallEvent) -> None:
         info = self._calls.get(event.call_id)
         if info is None and not isinstance(event, CallEnded):
-            info = self._calls[event.call_id] = CallInfo(event.call_id)
+            info = self._calls[event.call_id] = self._recent.pop(event.call_id, None) or CallInfo(event.call_id)
         if isinstance(event, (CallQueued, CallRinging)) and info is not None:
             info.caller_number, info.caller_name = event.caller_number, event.caller_name
             info.queue = event.queue or info.queue
@@ -120,8 +120,10 @@ class SupervisionService:
     def on_card(self, call_id: str, card: Any) -> None:
         """A card for a call (lookup done, late data): names the caller."""
         info = self._calls.get(call_id) or self._recent.get(call_id)
-        if info is None:
-            info = self._calls[call_id] = CallInfo(call_id)
+        if info is None:  # a card before the call's first event: kept among the bounded recent ones
+            info = self._recent[call_id] = CallInfo(call_id)
+            while len(self._recent) > RECENT_CALLS:
+                self._recent.popitem(last=False)
         person = getattr(card, "person", None)
         info.customer_name = (person.name or person.company) if person is not None else None
         info.vip = bool(person is not None and person.vip)

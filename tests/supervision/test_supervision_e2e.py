@@ -287,3 +287,33 @@ async def test_view_is_right_again_after_an_ami_outage_with_lost_events(stack):
     await board.until(lambda b: b.queues["billing"]["waiting"] == [])
     await board.close()
     await late.close()
+
+
+async def test_simulated_traffic_figures_agree_with_the_interaction_log(stack):
+    board = await supervisor_board(stack)
+    await board.until(lambda b: {"support", "sales", "billing"} <= set(b.queues))
+    callers = [(ANA, "Ana Garcia"), ("+14155550100", "Bob Smith"), ("+34600111222", "Frank Moreno"), (None, None),
+               ("0034 91 234 56 79", "Carla Ruiz")]
+    placed = await stack.simulator.run_traffic(3.0, callers, duration=2.5, speed=10)
+    assert placed >= 5
+    status, logged = await stack.api("GET", "/api/v1/interactions?limit=200", "supervisor")
+    ended = [i for i in logged["items"] if i["ended_at"]]
+    assert len(ended) == placed
+    offered = Counter(i["queue"] for i in ended if i["queued_at"])
+    answered = Counter(i["queue"] for i in ended if i["queued_at"] and i["answered_at"])
+    abandoned = Counter(i["queue"] for i in ended if i["queued_at"] and i["end_reason"] == "abandoned")
+    expected = {q: {"offered": offered[q], "answered": answered[q], "abandoned": abandoned[q]} for q in ("support", "sales", "billing")}
+
+    def settled(b):
+        return all({k: b.queues[q]["today"][k] for k in ("offered", "answered", "abandoned")} == expected[q] for q in expected)
+
+    await board.until(settled)
+    # everyone is off the phone and nobody waits; answered calls left their agents in wrap-up
+    assert all(b["waiting"] == [] and b["agents"]["ringing"] == 0 and b["agents"]["on_call"] == 0 for b in board.queues.values())
+    answered_by = Counter(i["answered_by"] for i in ended if i["answered_by"])
+    for agent_id, count in answered_by.items():
+        assert board.agents[agent_id]["state"] == "wrap_up"
+        assert board.agents[agent_id]["today"]["answered"] >= count
+    status, rest = await stack.api("GET", "/api/v1/agents", "supervisor")
+    assert {a["agent_id"]: a["state"] for a in rest["items"]} == {a: m["state"] for a, m in board.agents.items()}
+    await board.close()
