@@ -54,6 +54,8 @@ async def read_json(request: web.Request, *, allowed: set[str], required: set[st
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise BadRequest(400, "body is not valid JSON") from None
+    except RecursionError:  # "[[[[…" within the size limit: not a storage outage
+        raise BadRequest(400, "body is nested too deeply") from None
     if not isinstance(body, dict):
         raise BadRequest(400, "body must be a JSON object")
     unknown = set(body) - allowed

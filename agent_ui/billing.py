@@ -43,6 +43,8 @@ def setup(app: web.Application, *, tokens: BearerTokens, balances, on_balance: O
             payload = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
             return json_error(400, "body is not valid JSON")
+        except RecursionError:  # "[[[[…" within the size limit
+            return json_error(400, "body is nested too deeply")
         account = request.match_info["account"]
         try:
             balance = parse_balance(account, payload)
