@@ -27,8 +27,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Iterable
-
+from datetime import datetime
 from telephony.agents import AgentResolver
 from telephony.events import CallAnswered, CallEnded, CallEvent, CallMissed, CallQueued, CallRinging, CallTransferred
 from telephony.link import Snapshot
@@ -504,17 +503,8 @@ def _int(value: str | None, default: int) -> int:
 
 
 def _epoch(ts: str) -> float:
-    from datetime import datetime
-
     try:
         return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return 0.0
 
-
-def feed_all(monitor: QueueMonitor, events: Iterable[AmiMessage]) -> Changes:
-    """Feed many events; the union of what changed (tests, replays)."""
-    total = Changes()
-    for event in events:
-        total.update(monitor.feed(event))
-    return total
