@@ -95,9 +95,11 @@ async def test_hostile_caller_names_pop_and_are_logged_verbatim(stack):
     zero-width characters, SQL, template syntax, emoji and a 10 KB name:
     each pops on the agent's screen as exactly that string, the interaction
     log keeps it verbatim (the 10 KB one cut to the column's 255 characters),
-    the API returns it as a JSON string, and the interactions table is intact."""
+    the API returns it as a JSON string, and the interactions table is intact;
+    a supervisor's socket following the queues meanwhile stays served."""
     ws = await stack.socket("agent1001")
     token = await stack.token("supervisor")
+    watcher = await stack.socket("supervisor", token)  # queue and agent states name the callers too
     for i, name in enumerate(HOSTILE_NAMES):
         number = f"+3491000{i:04d}"
         linkedid, pop = await call_and_pop(stack, ws, number, name)
@@ -109,6 +111,17 @@ async def test_hostile_caller_names_pop_and_are_logged_verbatim(stack):
         assert status == 200 and [r["call_id"] for r in found["items"]] == [linkedid]
     status, everything = await stack.api("GET", "/api/v1/interactions?limit=200", token)
     assert status == 200 and everything["total"] == len(HOSTILE_NAMES)  # DROP TABLE did not run
+    await watcher.send(json.dumps({"type": "ping", "id": "after"}))
+    seen = []
+    while True:  # every message the supervisor got parses, and its socket is still served
+        message = json.loads(await asyncio.wait_for(watcher.recv(), 5))
+        seen.append(message)
+        if message["type"] == "pong":
+            break
+    assert message["id"] == "after" and not [m for m in seen if m["type"] == "error"], seen[-3:]
+    named = [w["caller_name"] for m in seen if m["type"] == "queue" for w in m.get("waiting", []) if w.get("caller_name")]
+    assert set(named) <= set(HOSTILE_NAMES), named  # whole and verbatim where a waiting caller is shown
+    await watcher.close()
     await ws.close()
 
 

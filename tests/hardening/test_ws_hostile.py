@@ -242,3 +242,23 @@ async def test_server_survives_every_abuse_together(stack):
     await alice.close()
     await asyncio.sleep(0.2)
     assert len(stack.service.hub) == 0
+
+
+async def test_too_many_sockets_for_one_agent_is_429(stack):
+    """One stolen session opening sockets in a loop: after 32 for the same
+    agent the upgrade is refused with 429 (JSON reason, Retry-After) while
+    other agents still connect and get their pops; closing one makes room."""
+    token = await stack.token("agent1002")
+    sockets = [await stack.socket("agent1002", token) for _ in range(32)]
+    with pytest.raises(InvalidStatus) as caught:
+        await websockets.connect(f"{stack.ws_url}?token={token}", proxy=None)
+    response = caught.value.response
+    assert response.status_code == 429 and response.headers["Retry-After"]
+    assert "too many" in json.loads(response.body)["error"]
+    alice = await stack.socket("agent1001")
+    assert await pop_latency(stack, alice) < PROMPT
+    await sockets.pop().close()
+    await asyncio.sleep(0.2)
+    sockets.append(await stack.socket("agent1002", token))
+    for ws in [*sockets, alice]:
+        await ws.close()
