@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from agent_ui import access, api, auth, billing, openapi, pages, ws
+from agent_ui import access, api, auth, billing, openapi, pages, supervisor_pages, ws
 from agent_ui.tokens import BearerTokens
 from screenpop.metrics import CONTENT_TYPE_LATEST
 from screenpop.supervision import http as supervision_http
@@ -32,6 +32,7 @@ def build_app(service: ScreenpopService) -> web.Application:
     dispositions = list(s.interactions.dispositions)
     contact_url = s.web.create_contact_url or None
     pages.add_page_routes(app, add_route, settings=pages.PageSettings(dispositions, contact_url))
+    supervisor_pages.add_supervisor_routes(app, add_route)
     api.setup(app, add_route, interactions=service.interactions, orchestrator=service.orchestrator,
               ui=api.UiConfig(dispositions=dispositions, create_contact_url=contact_url or ""),
               on_note=service.orchestrator.add_note)

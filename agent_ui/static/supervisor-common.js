@@ -151,6 +151,11 @@ export function thresholds(queue) {
   return { wait, sl };
 }
 
+// link_up false: the server lost the PBX; what it sends is the last known state.
+export function linkDown(queue) {
+  return Boolean(queue) && queue.link_up === false;
+}
+
 export function alertsOf(queue) {
   return queue && Array.isArray(queue.alerts) ? queue.alerts.filter((a) => a && typeof a === 'object') : [];
 }
@@ -303,8 +308,12 @@ export function queueTile(entry, clock, opts = {}) {
       el('dt', {}, 'Answered'), el('dd', { class: 'today-answered' }, String(num(today.answered) ?? 0)),
       el('dt', {}, 'Abandoned'), el('dd', { class: 'today-abandoned' }, String(num(today.abandoned) ?? 0)),
       el('dt', {}, 'Avg wait'), el('dd', { class: 'today-avg-wait' }, seconds(today.avg_wait_seconds)),
-      el('dt', {}, 'Avg talk'), el('dd', { class: 'today-avg-talk' }, seconds(today.avg_talk_seconds))),
-    alerts.length ? el('ul', { class: 'queue-alerts' }, alerts.map((a) => alertItem(name, a))) : null);
+      el('dt', {}, 'Avg talk'), el('dd', { class: 'today-avg-talk' }, seconds(today.avg_talk_seconds))));
+  // The alerts' words are in the page's alert list; the tile has the badge and the colour.
+  if (linkDown(queue)) {
+    tile.dataset.link = 'down';
+    tile.append(el('p', { class: 'link-down', role: 'note' }, 'PBX link down: last known state'));
+  }
   return tile;
 }
 

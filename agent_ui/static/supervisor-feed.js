@@ -16,7 +16,7 @@
 import { el, clear, byId } from './dom.js';
 import { LiveSocket, socketURL } from './socket.js';
 import { sessionAlive, loginURL } from './api.js';
-import { ServerClock, agentIdOf, queueNameOf } from './supervisor-common.js';
+import { ServerClock, agentIdOf, queueNameOf, linkDown } from './supervisor-common.js';
 
 const SESSION_ENDED = 4401;
 const SWEEP_AFTER_MS = 4000;
@@ -37,6 +37,7 @@ export class SupervisorFeed {
     this.live = byId('live-state');
     this.checking = false;
     this.sweepTimer = null;
+    this.pbxDown = false;
     this.socket = new LiveSocket(socketURL('/ws'), {
       onMessage: (msg) => this.onMessage(msg),
       onState: (state, info) => this.onSocketState(state, info),
@@ -82,6 +83,7 @@ export class SupervisorFeed {
       if (entry.generation < generation) {
         this.queues.delete(name);
         if (this.handlers.onRemoveQueue) this.handlers.onRemoveQueue(name);
+        this.showPbxState();
       }
     }
     for (const [id, entry] of [...this.agents]) {
@@ -99,6 +101,17 @@ export class SupervisorFeed {
     const entry = { msg, receivedAt: Date.now(), generation: this.generation };
     this.queues.set(name, entry);
     if (this.handlers.onQueue) this.handlers.onQueue(entry);
+    this.showPbxState();
+  }
+
+  // The server says when it lost the PBX (queue messages' link_up): then
+  // every number is the last known one, and the page must say so.
+  showPbxState() {
+    const box = byId('pbx-banner');
+    if (!box) return;
+    this.pbxDown = [...this.queues.values()].some((e) => linkDown(e.msg));
+    box.hidden = !this.pbxDown;
+    if (this.pbxDown) clear(box).append(el('strong', {}, 'The PBX link is down. '), 'Queues and agents show their last known state until it is back.');
   }
 
   onAgent(msg) {
@@ -160,6 +173,7 @@ export class SupervisorFeed {
       get received() { return feed.received; },
       get queues() { return [...feed.queues.keys()]; },
       get agents() { return [...feed.agents.keys()]; },
+      get pbxDown() { return Boolean(feed.pbxDown); },
       reconnect() { if (feed.socket.ws) feed.socket.ws.close(4001, 'asked from the console'); },
     };
     // getters of `extra` stay getters (a spread would freeze their values)

@@ -103,6 +103,8 @@ async function loadCalls() {
   const result = await getJSON(`/api/v1/queues/${encodeURIComponent(queueName)}`);
   if (mine !== latest) return;
   if (!result.ok) {
+    // storage busy or the server restarting: try again by itself
+    if (result.status === 0 || result.status >= 500) callsTimer = setTimeout(loadCalls, 5000);
     clear(callsStatus).append(el('span', { class: 'error' },
       result.status === 404 ? 'No such queue.' : 'Could not load today\'s calls: ', result.status === 404 ? null : text(result.error)));
     return;

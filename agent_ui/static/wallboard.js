@@ -15,7 +15,7 @@ import { el, text, clear, byId, append } from './dom.js';
 import { getJSON } from './api.js';
 import {
   ServerClock, queueNameOf, waitingCount, longestWaitSince, thresholds, hasAlert, slLevel, percent, seconds,
-  alertsOf, num, tick, worst, ticker,
+  alertsOf, num, tick, worst, ticker, linkDown,
 } from './supervisor-common.js';
 
 const POLL_MS = 2000;
@@ -66,7 +66,10 @@ async function poll() {
     const stamps = [result.data.server_time, ...queues.map((q) => q.updated_at)].filter((t) => Number.isFinite(Date.parse(t)));
     if (stamps.length) clock.fromStamp(stamps.reduce((a, b) => (Date.parse(b) > Date.parse(a) ? b : a)));
     setState('ok');
-    staleBox.hidden = true;
+    // the server lost the PBX: its numbers are the last known ones
+    const pbxDown = queues.some((q) => linkDown(q));
+    staleBox.hidden = !pbxDown;
+    staleBox.textContent = pbxDown ? 'PBX link down: last known state' : '';
     if (queues.length) quiet();
     else say('No queues', 'The server has no queues to show yet.');
     draw();

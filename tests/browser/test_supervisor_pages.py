@@ -254,6 +254,15 @@ async def test_dashboard_says_when_it_is_not_live_and_drops_what_the_replay_forg
     assert await page.is_hidden("#conn-banner")
     await page.wait_for_function("() => document.querySelectorAll('.queue-tile').length === 1", timeout=8000)
     assert await page.locator("#agents-body tr").count() == 1
+
+    # the server loses the PBX: it says so in its messages, the page says it louder
+    await stub.push({**queue_msg("support"), "link_up": False})
+    await page.wait_for_selector("#pbx-banner:not([hidden])")
+    assert "PBX link is down" in await page.text_content("#pbx-banner")
+    assert await page.get_attribute(".queue-tile[data-queue='support']", "data-link") == "down"
+    await stub.push({**queue_msg("support"), "link_up": True})
+    await page.wait_for_selector("#pbx-banner", state="hidden")
+    assert await page.evaluate("window.screenpop.pbxDown") is False
     assert page.script_errors == []
 
 
@@ -408,7 +417,12 @@ async def test_wallboard_big_numbers_colours_and_auto_refresh(tv, stub, shot):
     stub.queues["sales"] = queue_msg("sales", waiting=[waiter("a", 10, 1), waiter("e", 1, 2), waiter("f", 0, 3)], today={"service_level": 0.95})
     await tv.wait_for_function("() => document.querySelector(\".wb-tile[data-queue='sales'] .wb-waiting .wb-value\").textContent === '3'", timeout=6000)
 
-    # the server stops answering: the numbers stay, marked stale
+    # the server lost the PBX: the board says its numbers are the last known ones
+    stub.queues["sales"] = {**stub.queues["sales"], "link_up": False}
+    await tv.wait_for_selector("#wb-stale:not([hidden])", timeout=6000)
+    assert "PBX link down" in await tv.text_content("#wb-stale")
+
+    # no queues at all
     stub.queues = {}
     await tv.wait_for_function("() => document.querySelectorAll('.wb-tile').length === 0", timeout=6000)
     assert "No queues" in await tv.text_content("#wb-message")
