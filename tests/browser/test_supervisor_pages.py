@@ -139,6 +139,12 @@ async def no_xss(page) -> None:
     assert "null" not in shown and "undefined" not in shown and "NaN" not in shown and "[object" not in shown
 
 
+def secs(shown: str) -> int:
+    """'1:05' -> 65 (a ticking time as the page shows it)."""
+    parts = [int(p) for p in shown.split(":")]
+    return sum(v * 60 ** i for i, v in enumerate(reversed(parts)))
+
+
 def api_calls(stub, path: str) -> int:
     return len(stub.recorded("GET", path))
 
@@ -181,7 +187,7 @@ async def test_dashboard_follows_the_feed_live(page, stub, shot):
     # -- the longest wait and the time in state count up with no message
     first = await support.locator(".longest-wait").text_content()
     in_state = await page.locator("#agents-body tr[data-agent-id='1002'] .in-state").text_content()
-    assert first in ("0:12", "0:13") and in_state in ("1:35", "1:36")
+    assert 12 <= secs(first) <= 15 and 95 <= secs(in_state) <= 98
     await page.wait_for_function("t => document.querySelector(\".queue-tile[data-queue='support'] .longest-wait\").textContent !== t", arg=first, timeout=3000)
     await shot(page, "0-replay")
 
@@ -226,7 +232,7 @@ async def test_dashboard_follows_the_feed_live(page, stub, shot):
     await stub.push(agent_msg("1001", "ringing", name=HOSTILE_AGENT, since=0))
     await page.wait_for_function("() => document.querySelector(\"#agents-body tr[data-agent-id='1001']\").dataset.state === 'ringing'")
     assert await page.locator("#agents-body tr[data-agent-id='1001'] .state-badge").text_content() == "Ringing"
-    assert await page.locator("#agents-body tr[data-agent-id='1001'] .in-state").text_content() in ("0:00", "0:01")
+    assert secs(await page.locator("#agents-body tr[data-agent-id='1001'] .in-state").text_content()) <= 2
     assert [await r.get_attribute("data-agent-id") for r in await page.locator("#agents-body tr").all()] == ["1001", "1002", "1003"]
 
     assert await page.evaluate("window.__sameDocument") is True
@@ -294,7 +300,7 @@ async def test_queue_page_shows_who_waits_its_agents_and_todays_calls(page, stub
     assert await page.locator("#waiting-body tr").count() == 2
     assert await page.locator("#waiting-body tr[data-call-id='w1'] .customer-name").text_content() == HOSTILE_CUSTOMER
     assert await page.is_visible("#waiting-body tr[data-call-id='w1'] .badge-vip")
-    assert await page.locator("#waiting-body tr[data-call-id='w1'] .waited").text_content() in ("0:40", "0:41")
+    assert 40 <= secs(await page.locator("#waiting-body tr[data-call-id='w1'] .waited").text_content()) <= 43
     assert await page.locator("#agents-body tr").count() == 1  # 1002 serves another queue
     assert await page.text_content("#waiting-count") == "(2)"
     # the counters moved: today's calls are read again (once, not polled)
@@ -321,7 +327,7 @@ async def test_agent_page_shows_the_call_with_its_card_and_todays_outcomes(page,
     await page.wait_for_selector("#current-card .customer-name")
     assert await page.get_attribute("#agent-status", "data-state") == "on_call"
     assert await page.text_content("#agent-state") == "On call"
-    assert await page.text_content("#agent-since") in ("1:05", "1:06")
+    assert 65 <= secs(await page.text_content("#agent-since")) <= 68
     assert await page.text_content("#current-card .customer-name") == known_card()["persons"][0]["name"]  # the desktop's card, hostile name as text
     assert "240.00" in await page.text_content("#current-card .overdue")
     assert await page.text_content("#current-head .current-customer") == HOSTILE_CUSTOMER
