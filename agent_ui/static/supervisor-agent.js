@@ -48,7 +48,8 @@ function drawAgent(entry) {
   const today = agent.today && typeof agent.today === 'object' ? agent.today : {};
   byId('agent-answered').textContent = String(num(today.answered) ?? 0);
   byId('agent-talk').textContent = seconds(today.talk_seconds ?? 0);
-  clear(byId('agent-queues')).append(queueLinks(Array.isArray(agent.queues) ? agent.queues.map(String) : []));
+  const queues = Array.isArray(agent.queues) ? agent.queues.map(String) : [];
+  clear(byId('agent-queues')).append(queues.length ? queueLinks(queues) : 'none');
   document.title = `${STATE_LABEL[state] || state} · ${agent.name || agentId} · screenpop`;
   drawCall(agent.call && typeof agent.call === 'object' ? agent.call : null);
   tick(root, feed.clock);
@@ -56,7 +57,7 @@ function drawAgent(entry) {
   // A call ended, or the agent left wrap-up (the outcome is probably saved):
   // today's list changed.
   const key = `${state}/${agent.call ? agent.call.call_id : ''}/${num(today.answered) ?? 0}`;
-  if (lastState !== null && key !== lastState) scheduleCalls();
+  if ((lastState !== null && key !== lastState) || missingFromApi) scheduleCalls();
   lastState = key;
 }
 
@@ -102,6 +103,7 @@ function drawCard(card) {
 // ------------------------------------------------------------------ today's calls
 
 let callsTimer = null;
+let missingFromApi = false;
 let latest = 0;
 
 function scheduleCalls() {
@@ -116,10 +118,14 @@ async function loadCalls() {
   if (!result.ok) {
     // storage busy or the server restarting: try again by itself
     if (result.status === 0 || result.status >= 500) callsTimer = setTimeout(loadCalls, 5000);
+    // 404: not known yet (an agent with no call since the server started);
+    // the first feed message about it loads the list again.
+    missingFromApi = result.status === 404;
     clear(callsStatus).append(el('span', { class: 'error' },
       result.status === 404 ? 'No such agent.' : 'Could not load today\'s calls: ', result.status === 404 ? null : text(result.error)));
     return;
   }
+  missingFromApi = false;
   const data = result.data && typeof result.data === 'object' ? result.data : {};
   if (!feed.agents.has(agentId) && agentIdOf(data) === agentId) {
     // The REST answer came before the socket's replay: show it meanwhile.

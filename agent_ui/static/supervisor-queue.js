@@ -56,7 +56,7 @@ function drawQueue(entry) {
 
   const today = queue.today && typeof queue.today === 'object' ? queue.today : {};
   const counters = `${today.offered}/${today.answered}/${today.abandoned}`;
-  if (lastCounters !== null && counters !== lastCounters) scheduleCalls();
+  if ((lastCounters !== null && counters !== lastCounters) || missingFromApi) scheduleCalls();
   lastCounters = counters;
 }
 
@@ -91,6 +91,7 @@ function drawAgentSummary() {
 // ------------------------------------------------------------------ today's calls
 
 let callsTimer = null;
+let missingFromApi = false;
 let latest = 0;
 
 function scheduleCalls() {
@@ -105,10 +106,14 @@ async function loadCalls() {
   if (!result.ok) {
     // storage busy or the server restarting: try again by itself
     if (result.status === 0 || result.status >= 500) callsTimer = setTimeout(loadCalls, 5000);
+    // 404: not known yet (an agent with no call since the server started);
+    // the first feed message about it loads the list again.
+    missingFromApi = result.status === 404;
     clear(callsStatus).append(el('span', { class: 'error' },
       result.status === 404 ? 'No such queue.' : 'Could not load today\'s calls: ', result.status === 404 ? null : text(result.error)));
     return;
   }
+  missingFromApi = false;
   const data = result.data && typeof result.data === 'object' ? result.data : {};
   if (!feed.queues.has(queueName) && data.queue !== undefined) {
     // The REST answer came before the socket's replay: show it meanwhile.

@@ -347,9 +347,17 @@ async def test_agent_page_shows_the_call_with_its_card_and_todays_outcomes(page,
     assert page.script_errors == []
 
 
-async def test_unknown_agent_says_so(page, stub):
+async def test_unknown_agent_says_so_until_the_feed_brings_it(page, stub):
     await page.goto("/supervisor/agents/9999")
+    await connected(page, stub)
     await page.wait_for_function("() => document.getElementById('calls-status').textContent.includes('No such agent')")
+    assert await page.is_visible("#current-none")
+    # the agent logs in (the server knows it from now on): the page asks again
+    stub.agents_rest["9999"] = agent_msg("9999", "available", name="New Hire", queues=())
+    await stub.push(stub.agents_rest["9999"])
+    await page.wait_for_function("() => document.getElementById('calls-status').textContent === 'No calls today yet.'")
+    assert await page.text_content("#agent-state") == "Available"
+    assert await page.text_content("#agent-queues") == "none"
     assert page.script_errors == []
 
 

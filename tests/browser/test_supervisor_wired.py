@@ -107,7 +107,7 @@ async def test_supervisor_watches_real_calls_arrive(browser, service, shot):
         await page.fill("#login-username", "supervisor")
         await page.fill("#login-password", "demo")
         await page.click("#login-submit")
-        await page.wait_for_url("**/supervisor")
+        await page.wait_for_url(service.base_url + "/supervisor")  # not **/supervisor: the login page's ?next= matches that
         await wait_js(page, "() => window.screenpop && window.screenpop.connected", timeout=10000)
         await page.evaluate("window.__sameDocument = true")
 
