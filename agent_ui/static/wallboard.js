@@ -142,7 +142,7 @@ function tile(queue, receivedAt) {
         el('span', { class: 'wb-label' }, 'longest wait')),
       el('div', { class: 'wb-stat wb-sl', dataset: { level: sl } },
         el('span', { class: 'wb-value' }, percent(today.service_level)),
-        el('span', { class: 'wb-label' }, num(today.sl_threshold_seconds) !== null ? `answered in ${num(today.sl_threshold_seconds)} s` : 'service level'))),
+        el('span', { class: 'wb-label' }, num(today.sl_threshold_seconds) !== null ? `SL (${num(today.sl_threshold_seconds)} s)` : 'service level'))),
     el('div', { class: 'wb-minor' },
       minor('wb-available', agents.available, 'available'),
       minor('wb-on-call', agents.on_call, 'on call'),
