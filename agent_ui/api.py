@@ -7,13 +7,14 @@ registry with its rule, so an unguarded route cannot exist.  Bad input is a
 """
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Awaitable, Callable
 
 from aiohttp import web
+
+from agent_ui.jsonio import BadRequest, json_error, read_json_object
 
 from screenpop.interactions.validate import InteractionNotFound
 
@@ -22,18 +23,6 @@ log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024
 SUPPORT = "support"  # agents, supervisors and admins: everyone who handles calls
 AddRoute = Callable[[str, str, Callable, str], None]
-
-
-class BadRequest(Exception):
-    """The request cannot be served as sent; the message says why."""
-
-    def __init__(self, status: int, reason: str):
-        super().__init__(reason)
-        self.status = status
-
-
-def json_error(status: int, reason: str, **headers: str) -> web.Response:
-    return web.json_response({"error": reason}, status=status, headers=headers or None)
 
 
 @dataclass(slots=True)
@@ -45,19 +34,7 @@ class UiConfig:
 
 
 async def read_json(request: web.Request, *, allowed: set[str], required: set[str] = frozenset()) -> dict[str, Any]:
-    if request.content_type != "application/json":
-        raise BadRequest(415, "send application/json")
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise BadRequest(413, f"body larger than {MAX_BODY} bytes")
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest(400, "body is not valid JSON") from None
-    except RecursionError:  # "[[[[…" within the size limit: not a storage outage
-        raise BadRequest(400, "body is nested too deeply") from None
-    if not isinstance(body, dict):
-        raise BadRequest(400, "body must be a JSON object")
+    body = await read_json_object(request, max_bytes=MAX_BODY)
     unknown = set(body) - allowed
     if unknown:
         raise BadRequest(400, f"unknown field(s): {', '.join(sorted(unknown))}")
@@ -153,9 +130,7 @@ def setup(app: web.Application, add_route: AddRoute, *, interactions, orchestrat
 
     async def search(request: web.Request) -> web.Response:
         q = request.query
-        since, until = _date(q, "since"), _date(q, "until")
-        if since and until and since > until:
-            raise BadRequest(400, "since is after until")
+        since, until = _date(q, "since"), _date(q, "until")  # since after until: simply no calls
         result = await store.search(
             number=_text(q, "number", 64), customer=_text(q, "customer", 200), agent=_text(q, "agent", 32),
             since=since, until=_day_after(until),  # "until" a day includes that day

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from agent_ui import access, api, auth, billing, openapi, pages, supervisor_pages, ws
+from agent_ui import access, api, auth, billing, jsonio, openapi, pages, supervisor_pages, ws
 from agent_ui.tokens import BearerTokens
 from screenpop.metrics import CONTENT_TYPE_LATEST
 from screenpop.supervision import http as supervision_http
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 def build_app(service: ScreenpopService) -> web.Application:
     s = service.settings
-    app = web.Application(client_max_size=256 * 1024)
+    app = web.Application(client_max_size=256 * 1024, middlewares=[jsonio.json_http_errors])
     tokens = BearerTokens([s.billing.token] if s.billing.token else [])
     authenticator = auth.Authenticator(service.accounts, s.auth, tokens)
     registry = access.setup(app, authenticator)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -37,7 +36,8 @@ from aiohttp import hdrs, web
 from aiohttp.web_log import AccessLogger
 from multidict import CIMultiDict
 
-from agent_ui import access
+from agent_ui import access, ws
+from agent_ui.jsonio import BadRequest, json_error, read_json_object
 from agent_ui.tokens import BearerTokens
 from screenpop.auth.accounts import LOCKED, UNKNOWN_USER, ActiveSession, LockoutPolicy, LoginFailure, Session, SessionPolicy, User, normalize_username
 from screenpop.auth.ratelimit import FailureWindow
@@ -119,10 +119,6 @@ AUTH = web.AppKey("auth", Authenticator)
 _RequestKey = getattr(web, "RequestKey", None) or (lambda name, t: name)
 ACTIVE = _RequestKey("auth_active", object)
 VIA = _RequestKey("auth_via", object)
-
-
-def json_error(status: int, reason: str, **headers: str) -> web.Response:
-    return web.json_response({"error": reason}, status=status, headers=headers or None)
 
 
 # ------------------------------------------------------------------ identify
@@ -273,16 +269,11 @@ def session_json(user: User, session: Session) -> dict:
 
 
 async def post_session(request: web.Request) -> web.Response:
-    if request.content_type != "application/json":
-        return json_error(415, "send {\"username\", \"password\"} as application/json")
-    raw = await request.content.read(MAX_LOGIN_BODY + 1)
-    if len(raw) > MAX_LOGIN_BODY:
-        return json_error(413, f"body larger than {MAX_LOGIN_BODY} bytes")
     try:
-        payload = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return json_error(400, "body is not valid JSON")
-    if not isinstance(payload, dict) or not isinstance(payload.get("username"), str) or not isinstance(payload.get("password"), str):
+        payload = await read_json_object(request, max_bytes=MAX_LOGIN_BODY, what='{"username", "password"}')
+    except BadRequest as exc:
+        return json_error(exc.status, str(exc))
+    if not isinstance(payload.get("username"), str) or not isinstance(payload.get("password"), str):
         return json_error(400, "username and password are required strings")
     try:
         result = await login(request, payload["username"], payload["password"])
@@ -406,7 +397,10 @@ async def _guarded_socket(request: web.Request, handler, active: ActiveSession) 
                 continue
             if not alive:
                 log.info("ws closed reason=session-ended user=%s", active.user.username)
-                if request.transport is not None:
+                conn = request.get(ws.CONNECTION)
+                if conn is not None:  # 4401: the browser goes to the login page instead of reconnecting
+                    conn.close(ws.SESSION_ENDED, "session ended", reason="session-ended")
+                elif request.transport is not None:
                     request.transport.close()
                 return
 

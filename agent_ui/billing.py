@@ -6,12 +6,12 @@ pops.  A refused payload changes nothing; an outage of the balance store is
 a 503, never a half-written balance."""
 from __future__ import annotations
 
-import json
 import logging
 from typing import Awaitable, Callable
 
 from aiohttp import web
 
+from agent_ui.jsonio import BadRequest, json_error, read_json_object
 from agent_ui.tokens import BearerTokens
 from customer_lookup.balances import InvalidBalance, PushedBalance, parse_balance
 
@@ -23,28 +23,15 @@ ROUTE = "/api/v1/billing/balances/{account}"
 OnBalance = Callable[[PushedBalance], Awaitable[int]]
 
 
-def json_error(status: int, reason: str, **headers) -> web.Response:
-    return web.json_response({"error": reason}, status=status, headers=headers or None)
-
-
 def setup(app: web.Application, *, tokens: BearerTokens, balances, on_balance: OnBalance) -> None:
     async def put_balance(request: web.Request) -> web.Response:
         if not tokens.check(request.headers.get("Authorization")):
             log.warning("billing push refused reason=bad-token remote=%s", request.remote)
             return json_error(401, "a valid bearer token is required", **{"WWW-Authenticate": 'Bearer realm="billing"'})
-        if request.content_type != "application/json":
-            return json_error(415, "send the balance as application/json")
-        if request.content_length is not None and request.content_length > MAX_BODY:
-            return json_error(413, f"body larger than {MAX_BODY} bytes")
-        raw = await request.content.read(MAX_BODY + 1)
-        if len(raw) > MAX_BODY:
-            return json_error(413, f"body larger than {MAX_BODY} bytes")
         try:
-            payload = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            return json_error(400, "body is not valid JSON")
-        except RecursionError:  # "[[[[…" within the size limit
-            return json_error(400, "body is nested too deeply")
+            payload = await read_json_object(request, max_bytes=MAX_BODY, what="the balance")
+        except BadRequest as exc:
+            return json_error(exc.status, str(exc))
         account = request.match_info["account"]
         try:
             balance = parse_balance(account, payload)

@@ -26,6 +26,7 @@ from yarl import URL
 
 from agent_ui.connections import Connection, new_websocket
 from agent_ui.hub import Hub, NotAllowed, audience_of
+from agent_ui.jsonio import json_error
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +39,6 @@ CONNECTION = web.RequestKey("ws_connection", Connection)
 SESSION_ENDED = 4401  # application close code: log in again, do not just reconnect
 
 Authenticate = Callable[[web.Request], Awaitable[Any]]  # -> User | None
-
-
-def json_error(status: int, reason: str, **headers: str) -> web.Response:
-    return web.json_response({"error": reason}, status=status, headers=headers or None)
 
 
 def same_origin(request: web.Request, allowed: Collection[str] = ()) -> bool:

@@ -41,7 +41,7 @@ class PushedBalance:
 
 
 def parse_balance(account: str, payload: Any, now: datetime | None = None) -> PushedBalance:
-    if not isinstance(account, str) or not ACCOUNT.match(account):
+    if not isinstance(account, str) or not ACCOUNT.fullmatch(account):
         raise InvalidBalance("account must be 1-64 letters, digits or . _ : -")
     if not isinstance(payload, dict):
         raise InvalidBalance("body must be a JSON object")
@@ -53,7 +53,7 @@ def parse_balance(account: str, payload: Any, now: datetime | None = None) -> Pu
     if Decimal(overdue) < 0:
         raise InvalidBalance("overdue_amount cannot be negative")
     currency = payload.get("currency")
-    if not isinstance(currency, str) or not CURRENCY.match(currency):
+    if not isinstance(currency, str) or not CURRENCY.fullmatch(currency):
         raise InvalidBalance("currency must be a three-letter ISO 4217 code such as EUR")
     now = now or datetime.now(timezone.utc)
     as_of_raw = payload.get("as_of")

@@ -49,6 +49,7 @@ class Stack:
             storage=replace(settings.storage, dsn=f"sqlite+aiosqlite:///{self.tmp_path}/interactions.sqlite3"),
             lookup=replace(settings.lookup, deadline_ms=2000),
             web=replace(settings.web, port=0),
+            auth=replace(settings.auth, socket_recheck_seconds=0.2),
             interactions=replace(settings.interactions, flush_interval=0.05,
                                  spill_path=str(self.tmp_path / "spill.jsonl")),
         )
@@ -199,3 +200,23 @@ async def test_roles_guard_the_api_and_health_reports_parts(stack):
     served = {(r.method, r.path) for r in access.listing(stack.service.app)
               if r.method != "HEAD" and (r.path.startswith("/api/") or r.path in ("/healthz", "/metrics"))}
     assert served - routes == set(), "routes missing from the OpenAPI document"
+
+
+async def test_api_answers_json_for_unknown_routes_methods_and_unreadable_bodies(stack):
+    async with stack.http.get(f"{stack.url}/api/v1/nope") as r:
+        assert r.status == 404 and (await r.json())["error"]
+    async with stack.http.patch(f"{stack.url}/api/v1/interactions") as r:
+        assert r.status == 405 and "GET" in (await r.json())["error"]
+    async with stack.http.post(f"{stack.url}/api/v1/session", data="[" * 7000,
+                               headers={"Content-Type": "application/json"}) as r:
+        assert r.status == 400 and "nested" in (await r.json())["error"]
+
+
+async def test_logout_closes_the_agents_socket_with_the_session_ended_code(stack):
+    token = await stack.token("agent1003")
+    ws = await stack.socket("agent1003", token)
+    async with stack.http.delete(f"{stack.url}/api/v1/session", headers={"Authorization": f"Bearer {token}"}) as r:
+        assert r.status in (200, 204)
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        await asyncio.wait_for(ws.recv(), 5)
+    assert closed.value.rcvd.code == 4401

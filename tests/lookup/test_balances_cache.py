@@ -21,6 +21,8 @@ def test_valid_push_is_normalized():
     "account, payload, message",
     [
         ("AC 1", {"balance": 1, "currency": "EUR"}, "account"),
+        ("AC-1\n", {"balance": 1, "currency": "EUR"}, "account"),
+        ("AC-1", {"balance": 1, "currency": "EUR\n"}, "currency"),
         ("AC-1", [], "JSON object"),
         ("AC-1", {"currency": "EUR"}, "balance is required"),
         ("AC-1", {"balance": "12,50", "currency": "EUR"}, "decimal"),
