@@ -94,7 +94,7 @@ def add_page_routes(app: web.Application, add_route: AddRoute, *, settings: Page
     Rules: the login page and static files are ``public`` (the login page
     needs its CSS and JS before anyone is logged in); the desktop and the
     interaction pages are ``support`` (any logged-in role: agents search
-    their own calls too).  ``/`` sends non-agents on to ``/interactions``,
+    their own calls too).  ``/`` sends non-agents on to the dashboard ``/supervisor``,
     because a supervisor's socket carries no pops."""
     app[ENVIRONMENT] = make_environment()
     if settings is not None:
@@ -230,8 +230,8 @@ async def desk_page(request: web.Request) -> web.Response:
     user = user_view(request.get("user"))
     if user is None:
         raise login_redirect(request)
-    if user.role != "agent":
-        raise web.HTTPFound("/interactions")
+    if user.role != "agent":  # a supervisor's socket carries no pops: their home is the dashboard
+        raise web.HTTPFound("/supervisor")
     return render(request, "agent.html")
 
 

@@ -217,13 +217,17 @@ class LookupService:
                 continue
             task = asyncio.create_task(self._fetch_all(source, keys))
             fetches.append(_Fetch(name, task, time.perf_counter()))
+        # Earlier calls come from the interaction log: asked at the same time as
+        # the sources, not after them, so it never adds to the pop's wait.
+        history_task = asyncio.create_task(self._history(phone)) if fetches else None
         records: list[SourceRecord] = []
         pending = await self._collect(fetches, statuses, records, self.deadline, final=on_late is None)
-        card = await self._build(caller_number, phone, records, statuses)
+        history = await history_task if history_task is not None else []
+        card = await self._build(caller_number, phone, records, statuses, history)
         if not pending:
             await self._store(phone.key, card)
         else:
-            task = asyncio.create_task(self._finish_late(caller_number, phone, pending, statuses, records, on_late))
+            task = asyncio.create_task(self._finish_late(caller_number, phone, pending, statuses, records, on_late, history))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
         log.info(
@@ -290,16 +294,25 @@ class LookupService:
         records.extend(found)
         statuses[fetch.source] = SourceStatus(OK if found else NO_MATCH, None, elapsed, len(found))
 
-    async def _finish_late(self, caller_number, phone, pending, statuses, records, on_late) -> None:
+    async def _finish_late(self, caller_number, phone, pending, statuses, records, on_late, history) -> None:
         for fetch in pending:
             del statuses[fetch.source]
         await self._collect(pending, statuses, records, self.late, final=True)
-        card = await self._build(caller_number, phone, records, statuses)
+        card = await self._build(caller_number, phone, records, statuses, history)
         await self._store(phone.key, card)
         if on_late is not None:
             await self._deliver(on_late, card, phone.key)
 
-    async def _build(self, caller_number, phone, records, statuses) -> CustomerCard:
+    async def _history(self, phone) -> list[dict]:
+        if self.history is None or not phone.e164:
+            return []
+        try:
+            return await asyncio.wait_for(self.history(phone.e164), timeout=self.deadline)
+        except Exception as exc:
+            log.warning("call history unavailable key=%s reason=%r", phone.key, _reason(exc))
+            return []
+
+    async def _build(self, caller_number, phone, records, statuses, history: list[dict]) -> CustomerCard:
         persons = merge(records, list(self.sources))
         accounts = sorted({str(p.billing["account"]) for p in persons if p.billing and p.billing.get("account")})
         if accounts:
@@ -312,14 +325,8 @@ class LookupService:
                 account = person.billing and str(person.billing.get("account"))
                 if account in pushed:
                     person.billing = apply_balance(person.billing, pushed[account])
-        if self.history is not None and persons and phone.e164:
-            try:
-                history = await asyncio.wait_for(self.history(phone.e164), timeout=self.deadline)
-            except Exception as exc:
-                log.warning("call history unavailable key=%s reason=%r", phone.key, _reason(exc))
-                history = []
-            for person in persons:
-                person.history = history
+        for person in persons:
+            person.history = history
         status = KNOWN if len(persons) == 1 else MULTIPLE if persons else UNKNOWN
         ordered = {name: statuses[name] for name in self.sources if name in statuses}  # as configured, not as answered
         return self._card(status, caller_number, phone, persons, ordered)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import DateTime, MetaData
+from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -28,10 +28,25 @@ def create_engine(dsn: str, **options) -> AsyncEngine:
     url = make_url(dsn)
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    else:
-        options.setdefault("pool_pre_ping", True)
-        options.setdefault("pool_size", 10)
+        engine = create_async_engine(url, **options)
+        event.listen(engine.sync_engine, "connect", _sqlite_for_a_service)
+        return engine
+    options.setdefault("pool_pre_ping", True)
+    options.setdefault("pool_size", 10)
     return create_async_engine(url, **options)
+
+
+def _sqlite_for_a_service(dbapi_connection, _record) -> None:
+    """The demo's one SQLite file serves the interaction writer, logins and the
+    supervisors' figures at once: WAL lets readers run beside the writer
+    instead of failing with "database is locked" (writers still take turns,
+    waiting up to the driver's 5 s busy timeout)."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+    finally:
+        cursor.close()
 
 
 class UtcDateTime(TypeDecorator):

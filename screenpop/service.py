@@ -10,6 +10,7 @@ last).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,6 +98,11 @@ class ScreenpopService:
         self.url = f"http://{s.web.host}:{port}"
         if self.with_ami:
             self._start_telephony()
+        # Everything built so far (modules, the phone index, pools) lives as long
+        # as the node: out of the cyclic GC's way, or each full collection
+        # walks it all and stalls every pop (measured: 1-1.4 s per pass).
+        gc.collect()
+        gc.freeze()
         log.info("screenpop up url=%s ami=%s:%s storage=%s bus=%s", self.url, s.ami.host, s.ami.port,
                  _safe_dsn(s.storage.dsn), "redis" if s.bus.redis_url else "in-process")
         return self.url

@@ -86,8 +86,10 @@ class _AmiProtocol(AMIProtocol):
         self.lost: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.paused = False
         self.pauses = 0
+        self.received = 0  # bytes read: a link that still delivers is alive, even if its pong is late
 
     def data_received(self, data):
+        self.received += len(data)
         for fields in self.decoder.feed(data):
             if self.lost.done():
                 break  # dropped mid-read (Shutdown): the rest belongs to a dead session
@@ -345,24 +347,28 @@ class AmiConnection:
             except asyncio.TimeoutError:
                 pass
             try:
-                await self._wait_reply(protocol, _Action({"Action": "Ping"}), s.ping_timeout)
+                await self._wait_reply(protocol, _Action({"Action": "Ping"}), s.ping_timeout, reading_is_alive=True)
             except asyncio.TimeoutError:
                 log.warning("ami ping unanswered %s timeout=%s", self._where, s.ping_timeout)
                 protocol.drop(f"no reply to ping within {s.ping_timeout}s")
             except AmiNotConnected:
                 pass  # the next turn reads the reason from protocol.lost
 
-    async def _wait_reply(self, protocol: _AmiProtocol, action: actions.Action, timeout: float):
+    async def _wait_reply(self, protocol: _AmiProtocol, action: actions.Action, timeout: float, *,
+                          reading_is_alive: bool = False):
         """Send and wait, counting only time spent reading: while the socket is
-        paused for a slow consumer the reply may sit unread, not the link's fault."""
+        paused for a slow consumer the reply may sit unread, not the link's fault.
+        With ``reading_is_alive`` (the ping), bytes arriving meanwhile also
+        prove the link: a busy node's pong waits behind the events before it."""
         protocol.submit(action)
         try:
             while True:
-                pauses = protocol.pauses
+                pauses, received = protocol.pauses, protocol.received
                 try:
                     return await asyncio.wait_for(asyncio.shield(action.future), timeout)
                 except asyncio.TimeoutError:
-                    if not (protocol.paused or protocol.pauses != pauses):
+                    still_reading = reading_is_alive and protocol.received != received
+                    if not (protocol.paused or protocol.pauses != pauses or still_reading):
                         raise asyncio.TimeoutError(f"no reply to {action['Action']} within {timeout}s") from None
         finally:
             protocol.forget(action)

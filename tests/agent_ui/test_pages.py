@@ -140,9 +140,9 @@ async def test_pages_need_a_user_even_without_the_apps_access_rules(client):
         assert status == 302 and headers["Location"].startswith("/login?next=/")
 
 
-async def test_supervisor_is_sent_from_the_desktop_to_the_search(client):
+async def test_supervisor_is_sent_from_the_desktop_to_the_dashboard(client):
     status, headers, _ = await get(client, "/", "supervisor")
-    assert status == 302 and headers["Location"] == "/interactions"
+    assert status == 302 and headers["Location"] == "/supervisor"
 
 
 # ------------------------------------------------------------------ login
@@ -418,11 +418,11 @@ async def test_auth_agent_gets_the_desktop_with_the_sessions_csrf_token(site):
             assert resp.status == 302 and resp.headers["Location"].startswith("/login")
 
 
-async def test_auth_supervisor_lands_on_the_search(site):
+async def test_auth_supervisor_lands_on_the_dashboard(site):
     async with browser_like(site) as s:
         await login(s, "sam")
         async with s.get("/", headers=HTML, allow_redirects=False) as resp:
-            assert resp.status == 302 and resp.headers["Location"] == "/interactions"
+            assert resp.status == 302 and resp.headers["Location"] == "/supervisor"
         async with s.get("/interactions", headers=HTML) as resp:
             body = await resp.text()
             assert resp.status == 200 and meta_csrf(body)

@@ -336,6 +336,22 @@ async def test_watchdog_drops_a_link_whose_pings_go_unanswered(ami, running, cap
     assert (await take(conn.queue))[0] == LinkUp(reconnect=True, banner=BANNER)
 
 
+async def test_a_link_still_delivering_events_is_not_dropped_for_a_late_pong(ami, running):
+    """A busy Asterisk (or a busy node) answers the ping late, behind a stream
+    of events: the stream itself proves the link, so no reconnect storm."""
+    conn = running(AmiConnection(settings(ami.port, ping_interval=0.05, ping_timeout=0.1), resync=False))
+    await take(conn.queue, 2)
+    ami.answer_pings = False
+    for n in range(40):  # 0.4 s of events, four ping timeouts long
+        await ami.push({"Event": "VarSet", "Seq": str(n)})
+        await asyncio.sleep(0.01)
+    items = await take(conn.queue, 40)
+    assert not any(isinstance(item, LinkDown) for item in items)
+    assert [item["Seq"] for item in items] == [str(n) for n in range(40)]
+    (down,) = await take(conn.queue, timeout=1.0)  # silence: now the watchdog acts
+    assert isinstance(down, LinkDown) and "ping" in down.reason
+
+
 async def test_slow_consumer_with_a_tiny_queue_loses_nothing(ami, running):
     conn = running(AmiConnection(settings(ami.port, ping_interval=0.05, ping_timeout=0.1), queue_maxsize=8, resync=False))
     await take(conn.queue, 2)
