@@ -187,6 +187,15 @@ class QueueMonitor:
             call_id, call_queue = self._wrap[agent_id].call_id, self._wrap[agent_id].queue
         return AgentView(agent_id, self._names.get(agent_id), state, reason, since, queues, call_id, call_queue)
 
+    def involved_in(self, call_id: str) -> tuple[set[str], set[str]]:
+        """(queues where the call waits, agents ringing, talking or wrapping up
+        on it): walks only busy agents and waiting callers, never every agent,
+        because it runs for every card of every call."""
+        queues = {name for name, q in self._queues.items() if any(w.call_id == call_id for w in q.waiting)}
+        agents = {agent for agent, calls in self._activity.items() if call_id in calls}
+        agents |= {agent for agent, wrap in self._wrap.items() if wrap.call_id == call_id}
+        return queues, agents
+
     def waiting_call_ids(self) -> set[str]:
         return {w.call_id for q in self._queues.values() for w in q.waiting}
 

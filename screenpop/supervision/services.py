@@ -128,16 +128,8 @@ class SupervisionService:
         info.customer_name = (person.name or person.company) if person is not None else None
         info.vip = bool(person is not None and person.vip)
         info.card = card.to_dict() if hasattr(card, "to_dict") else card
-        changes = Changes()
-        for name in self.monitor.queue_names():
-            view = self.monitor.queue(name)
-            if view is not None and any(w.call_id == call_id for w in view.waiting):
-                changes.queues.add(name)
-        for agent_id in self.monitor.agent_ids():
-            view = self.monitor.agent(agent_id)
-            if view is not None and view.call_id == call_id:
-                changes.agents.add(agent_id)
-        self._notify(changes)
+        queues, agents = self.monitor.involved_in(call_id)
+        self._notify(Changes(queues, agents))
 
     def outcome_saved(self, call_id: str) -> None:
         """The call's outcome was recorded: its agents' wrap-up is over."""

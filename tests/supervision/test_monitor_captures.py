@@ -123,3 +123,22 @@ def test_burst_waiting_list_is_in_queue_order_with_who_is_calling():
     assert [n for n, _ in snapshots["billing"]] == ["+34914186027", "+34912059731", "+34914276948"]
     assert [n for n, _ in snapshots["support"]] == ["+34911504702"]
     assert snapshots["sales"][0][1] == pytest.approx(1795383421.533)  # since the caller joined
+
+
+def test_involved_in_names_exactly_the_queues_and_agents_showing_a_call():
+    """Each card update re-sends only these, so it must agree with the full views."""
+    r = Replayer()
+    checked = []
+
+    def after(message, changes):
+        call_ids = {w.call_id for name in r.monitor.queue_names() for w in r.monitor.queue(name).waiting}
+        call_ids |= {r.monitor.agent(a).call_id for a in r.monitor.agent_ids() if r.monitor.agent(a).call_id}
+        for call_id in call_ids:
+            queues, agents = r.monitor.involved_in(call_id)
+            assert queues == {n for n in r.monitor.queue_names()
+                              if any(w.call_id == call_id for w in r.monitor.queue(n).waiting)}
+            assert agents >= {a for a in r.monitor.agent_ids() if r.monitor.agent(a).call_id == call_id}
+            checked.append(call_id)
+
+    r.run(capture_messages("burst_small"), after)
+    assert checked
