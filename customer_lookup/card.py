@@ -7,7 +7,7 @@ the agent's screen is explained, never silent.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 # Why a card has no person, or several.
@@ -66,9 +66,21 @@ class CustomerCard:
         return [name for name, status in self.sources.items() if status.missing]
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
+        """JSON-ready, for the wire and the cache (both serialize it at once).
+        Not ``dataclasses.asdict``: its deep copy was the costliest step of a
+        pop under load; nested values are shared, so treat the result as read-only."""
+        out = _shallow(self)
+        out["persons"] = [_shallow(person) for person in self.persons]
+        out["sources"] = {name: _shallow(status) for name, status in self.sources.items()}
         out["missing_sources"] = self.missing_sources
         return out
+
+
+def _shallow(obj) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in _FIELDS[type(obj)]}
+
+
+_FIELDS = {cls: tuple(f.name for f in fields(cls)) for cls in (SourceStatus, Person, CustomerCard)}
 
 
 def card_from_dict(data: dict[str, Any]) -> CustomerCard:
