@@ -11,11 +11,20 @@ driver-specific care, and getting it wrong shows up only in production:
   DSN (our extension, asyncpg has no URL form for it) selects a schema:
   ``postgresql+asyncpg://u@h/db?search_path=sales``.
 * SQLite: sources open the file read-only through a SQLite URI, so a missing
-  file is an error instead of a new empty database, and without a pool
-  (opening a local file costs well under a millisecond): a pooled connection
-  would keep answering from a deleted or replaced file's old inode forever,
-  and discarding one from inside the pool leaves aiosqlite's thread to finish
-  after the event loop, which an orderly close never does.
+  file is an error instead of a new empty database.  They keep a small pool:
+  opening a connection is not the "well under a millisecond" of opening a
+  file, it is a new aiosqlite thread, a file open and a close, and at 50
+  calls/s (three fetches each) that was most of a cold lookup's CPU.  What a
+  pool would otherwise get wrong is a deleted or replaced file (a re-seed
+  that writes a new file, an operator's copy): a pooled connection keeps
+  reading the old inode forever.  So every connection remembers the file's
+  (device, inode) when it opened, and a checkout whose file is gone or is a
+  different file now discards it (inside the checkout, awaited, so aiosqlite's
+  thread is stopped in order) and opens the file anew, which fails plainly
+  when there is none.  A re-seed in place (same file) needs nothing: SQLite
+  sees the new rows.  Connections are also recycled every few minutes, so an
+  idle pool does not hold a deleted file's disk space for long.  Files opened
+  for writing (the seed) are not pooled.
 * Everything else: the DSN goes to SQLAlchemy unchanged, with a small pool
   and pre-ping.  A DSN without a driver (``postgresql://``, ``sqlite:///``)
   gets the async one.
@@ -29,8 +38,9 @@ from urllib.parse import quote
 from sqlalchemy import event
 
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import AsyncAdaptedQueuePool, NullPool
 
 
 def make_engine(
@@ -64,14 +74,46 @@ def make_engine(
         if read_only:
             settings["default_transaction_read_only"] = "on"
         connect_args = {"server_settings": settings, "timeout": connect_timeout}
-    if sqlite_path is not None:
-        kwargs = {"poolclass": NullPool}
+    if sqlite_path is not None and read_only:
+        kwargs = {"poolclass": AsyncAdaptedQueuePool, "pool_size": pool_size, "max_overflow": max_overflow,
+                  "pool_timeout": pool_timeout, "pool_recycle": SQLITE_RECYCLE_SECONDS}
+    elif sqlite_path is not None:
+        kwargs = {"poolclass": NullPool}  # a writer (the seed): one connection, closed when done
     elif backend != "sqlite":  # in-memory SQLite gets a StaticPool: no sizing
         kwargs.update(pool_size=pool_size, max_overflow=max_overflow, pool_timeout=pool_timeout, pool_recycle=1800)
     engine = create_async_engine(url, connect_args=connect_args, **kwargs)
     if sqlite_path is not None and read_only:
         _refuse_missing_file(engine, sqlite_path)
+        _same_file_on_checkout(engine, sqlite_path)
     return engine
+
+
+SQLITE_RECYCLE_SECONDS = 300.0
+_FILE_ID = "screenpop_sqlite_file"  # key in a pooled connection's record: (st_dev, st_ino) when it opened
+
+
+def file_identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of ``path``, None when there is no such file."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _same_file_on_checkout(engine: AsyncEngine, path: str) -> None:
+    """A pooled connection is used only while its file is still the one at
+    ``path``; otherwise the pool discards it and opens the path again."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _remember(dbapi_connection, record):
+        record.info[_FILE_ID] = file_identity(path)
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _check(dbapi_connection, record, proxy):
+        opened = record.info.get(_FILE_ID)
+        if opened is None or file_identity(path) != opened:
+            raise DisconnectionError(f"SQLite file {path} was removed or replaced")
 
 
 def _refuse_missing_file(engine: AsyncEngine, path: str) -> None:

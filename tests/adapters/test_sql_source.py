@@ -7,7 +7,7 @@ import os
 import time
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 
 from adapters.base import Source, SourceError, build_source
@@ -123,6 +123,40 @@ async def test_deleted_sqlite_file_is_an_error_fast(tmp_path):
     finally:
         await source.close()
     assert not (tmp_path / "gone.sqlite3").exists()  # read-only: never recreated empty
+
+
+async def test_sqlite_fetches_reuse_pooled_connections(tmp_path):
+    dsn = f"sqlite+aiosqlite:///{tmp_path}/pooled.sqlite3"
+    await _make_people(dsn)
+    source = SqlSource("crm", dsn, PHONES, RECORD)
+    opened = []
+    event.listen(source._engine.sync_engine, "connect", lambda *_: opened.append(1))
+    try:
+        for _ in range(20):
+            assert (await source.fetch("1"))["name"] == "Ana"
+        await asyncio.gather(*(source.fetch("1") for _ in range(6)))
+    finally:
+        await source.close()
+    # one connection for the sequential fetches; at most the pool (4 + 4) for the burst
+    assert 1 <= len(opened) <= 8
+
+
+async def test_replaced_sqlite_file_is_read_anew(tmp_path):
+    dsn = f"sqlite+aiosqlite:///{tmp_path}/crm.sqlite3"
+    await _make_people(dsn)
+    source = SqlSource("crm", dsn, PHONES, RECORD)
+    try:
+        assert (await source.fetch("1"))["name"] == "Ana"  # a pooled connection holds the old file open
+        fresh = f"sqlite+aiosqlite:///{tmp_path}/fresh.sqlite3"
+        await _make_people(fresh)
+        writer = make_engine(fresh, read_only=False)
+        async with writer.begin() as conn:
+            await conn.execute(text("UPDATE people SET name = 'Ana Nueva' WHERE id = 1"))
+        await writer.dispose()
+        os.replace(tmp_path / "fresh.sqlite3", tmp_path / "crm.sqlite3")  # a new inode at the same path
+        assert (await source.fetch("1"))["name"] == "Ana Nueva"
+    finally:
+        await source.close()
 
 
 async def test_dropped_postgres_database_is_an_error_fast():
