@@ -38,6 +38,7 @@ from multidict import CIMultiDict
 
 from agent_ui import access, ws
 from agent_ui.jsonio import BadRequest, json_error, read_json_object
+from agent_ui.session_watch import SessionWatch
 from agent_ui.tokens import BearerTokens
 from screenpop.auth.accounts import LOCKED, UNKNOWN_USER, ActiveSession, LockoutPolicy, LoginFailure, Session, SessionPolicy, User, normalize_username
 from screenpop.auth.ratelimit import FailureWindow
@@ -81,6 +82,15 @@ class Authenticator:
         # exactly like one that does.
         lockout = getattr(store, "lockout", None) or policies(settings)[0]
         self.by_name = FailureWindow(lockout.max_failures, lockout.lock_seconds)
+        self.sessions = SessionWatch(self._alive_sessions, settings.socket_recheck_seconds)
+
+    async def _alive_sessions(self, ids) -> set[str]:
+        """The open sockets' sessions still valid: one query (a store without
+        the batch query is asked one session at a time)."""
+        batch = getattr(self.store, "sessions_alive", None)
+        if batch is not None:
+            return await batch(ids)
+        return {session_id for session_id in ids if await self.store.session_alive(session_id)}
 
     def install(self, app: web.Application) -> None:
         """Attach to ``app`` and put the middleware first (outermost), so no
@@ -88,6 +98,7 @@ class Authenticator:
         app[AUTH] = self
         app.middlewares.insert(0, middleware)
         app.cleanup_ctx.append(self._purge_expired_sessions)
+        app.on_cleanup.append(lambda _app: self.sessions.stop())
 
     async def _purge_expired_sessions(self, app: web.Application):
         """Sessions nobody comes back to are otherwise only deleted at their
@@ -382,33 +393,27 @@ async def middleware(request: web.Request, handler):
 
 
 async def _guarded_socket(request: web.Request, handler, active: ActiveSession) -> web.StreamResponse:
-    """Serve a WebSocket while re-checking its session now and then: a socket
-    lives for a whole shift, and a disabled account, a logout or an expired
-    session must stop its pops too, not only its next login."""
+    """Serve a WebSocket while its session is watched: a socket lives for a
+    whole shift, and a disabled account, a logout or an expired session must
+    stop its pops too, not only its next login.  The check is the
+    authenticator's :class:`SessionWatch`, one query per interval for every
+    open socket."""
     auth = request.app[AUTH]
+    username = active.user.username
 
-    async def watch() -> None:
-        while True:
-            await asyncio.sleep(auth.settings.socket_recheck_seconds)
-            try:
-                alive = await auth.store.session_alive(active.session.id)
-            except Exception as exc:  # a database blip must not log everyone out
-                log.warning("ws session recheck failed user=%s reason=%s", active.user.username, type(exc).__name__)
-                continue
-            if not alive:
-                log.info("ws closed reason=session-ended user=%s", active.user.username)
-                conn = request.get(ws.CONNECTION)
-                if conn is not None:  # 4401: the browser goes to the login page instead of reconnecting
-                    conn.close(ws.SESSION_ENDED, "session ended", reason="session-ended")
-                elif request.transport is not None:
-                    request.transport.close()
-                return
+    def end() -> None:
+        log.info("ws closed reason=session-ended user=%s", username)
+        conn = request.get(ws.CONNECTION)
+        if conn is not None:  # 4401: the browser goes to the login page instead of reconnecting
+            conn.close(ws.SESSION_ENDED, "session ended", reason="session-ended")
+        elif request.transport is not None:
+            request.transport.close()
 
-    watcher = asyncio.create_task(watch(), name=f"ws-session-{active.user.username}")
+    unwatch = auth.sessions.watch(active.session.id, end)
     try:
         return await handler(request)
     finally:
-        watcher.cancel()
+        unwatch()
 
 
 def add_routes(app: web.Application, add_route=None, *_ignored) -> None:

@@ -239,6 +239,19 @@ class AccountStore:
             row = (await conn.execute(query)).first()
         return row is not None and row.expires_at > self.clock() and not row.disabled
 
+    async def sessions_alive(self, session_ids: Iterable[str], *, batch: int = 5000) -> set[str]:
+        """Which of these sessions (by stored id) are still valid, their users
+        enabled.  One query for every open socket at once, instead of one per
+        socket (2,000 agents' sockets were 67 queries/s); ``batch`` keeps each
+        IN list under the drivers' parameter limits.  Does not slide."""
+        ids, alive, now = sorted(set(session_ids)), set(), self.clock()
+        async with self.engine.connect() as conn:
+            for i in range(0, len(ids), batch):
+                query = (select(sessions.c.id, sessions.c.expires_at, users.c.disabled)
+                         .join(users, users.c.id == sessions.c.user_id).where(sessions.c.id.in_(ids[i:i + batch])))
+                alive.update(row.id for row in await conn.execute(query) if row.expires_at > now and not row.disabled)
+        return alive
+
     async def end_session(self, token: str) -> bool:
         if not looks_like_token(token):
             return False
