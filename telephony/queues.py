@@ -119,6 +119,13 @@ class QueueView:
     abandoned: int = 0
 
 
+MEMBER_STATES = tuple(state for state in AGENT_STATES if state != "logged_out")
+
+
+def _zero_counts() -> dict[str, int]:
+    return dict.fromkeys(MEMBER_STATES, 0)
+
+
 @dataclass(slots=True)
 class _Queue:
     name: str
@@ -127,6 +134,11 @@ class _Queue:
     joined: int = 0
     answered: int = 0
     abandoned: int = 0
+    # Members per state, kept up to date as agents change (``_recount``), so a
+    # queue's view is not a walk over its members: ring-all queues of hundreds
+    # of agents are rebuilt for supervisors several times a second.
+    counts: dict[str, int] = field(default_factory=_zero_counts)
+    counted: dict[str, str] = field(default_factory=dict)  # member -> the state it is counted in
 
 
 def _caller_value(value: str | None) -> str | None:
@@ -143,6 +155,11 @@ class QueueMonitor:
         self._names: dict[str, str] = {}
         self._activity: dict[str, dict[str, Activity]] = {}  # agent -> call id -> activity
         self._wrap: dict[str, WrapUp] = {}
+        # call id -> agents ringing/talking on it, and wrapping it up: a call's
+        # agents without a walk over every busy agent (a ring-all call rings
+        # hundreds, and every card and call end asks)
+        self._call_agents: dict[str, set[str]] = {}
+        self._wrap_agents: dict[str, set[str]] = {}
         self._state: dict[str, tuple[str, float]] = {}  # agent -> (published state, since)
         self._callers: dict[str, tuple[str | None, str | None]] = {}  # call id -> caller as the tracker saw it
         self.last_ts = 0.0  # the newest event time seen: "now" for a simulated PBX whose clock runs fast
@@ -168,10 +185,7 @@ class QueueMonitor:
         q = self._queues.get(name)
         if q is None:
             return None
-        counts = {state: 0 for state in AGENT_STATES if state != "logged_out"}
-        for member in q.members.values():
-            counts[self._member_state(member.agent_id, member.paused)] += 1
-        return QueueView(name, list(q.waiting), {"logged_in": len(q.members), **counts}, q.joined, q.answered, q.abandoned)
+        return QueueView(name, list(q.waiting), {"logged_in": len(q.members), **q.counts}, q.joined, q.answered, q.abandoned)
 
     def agent(self, agent_id: str) -> AgentView | None:
         if not any(agent_id in known for known in (self._state, self._names, self._device, self._activity, self._wrap)):
@@ -189,11 +203,10 @@ class QueueMonitor:
 
     def involved_in(self, call_id: str) -> tuple[set[str], set[str]]:
         """(queues where the call waits, agents ringing, talking or wrapping up
-        on it): walks only busy agents and waiting callers, never every agent,
-        because it runs for every card of every call."""
+        on it): from the per-call indexes and the waiting callers, never a walk
+        over agents, because it runs for every card of every call."""
         queues = {name for name, q in self._queues.items() if any(w.call_id == call_id for w in q.waiting)}
-        agents = {agent for agent, calls in self._activity.items() if call_id in calls}
-        agents |= {agent for agent, wrap in self._wrap.items() if wrap.call_id == call_id}
+        agents = set(self._call_agents.get(call_id, ())) | self._wrap_agents.get(call_id, set())
         return queues, agents
 
     def waiting_call_ids(self) -> set[str]:
@@ -240,9 +253,8 @@ class QueueMonitor:
                 self._drop_activity(event.from_agent, event.call_id, ts, changes)
         elif isinstance(event, CallEnded):
             self._callers.pop(event.call_id, None)
-            for agent, calls in list(self._activity.items()):
-                if event.call_id in calls:
-                    self._drop_activity(agent, event.call_id, ts, changes)
+            for agent in list(self._call_agents.get(event.call_id, ())):
+                self._drop_activity(agent, event.call_id, ts, changes)
         self._settle(changes, ts)
         return changes
 
@@ -295,9 +307,9 @@ class QueueMonitor:
     def end_wrap_up(self, call_id: str, now: float, agent_id: str | None = None) -> Changes:
         """The outcome of ``call_id`` was recorded: its wrap-up is over."""
         changes = Changes()
-        for agent, wrap in list(self._wrap.items()):
-            if wrap.call_id == call_id and (agent_id is None or agent == agent_id):
-                del self._wrap[agent]
+        for agent in list(self._wrap_agents.get(call_id, ())):
+            if agent_id is None or agent == agent_id:
+                self._end_wrap(agent)
                 self._touch(agent, changes)
         self._settle(changes, max(now, self.last_ts))
         return changes
@@ -307,7 +319,7 @@ class QueueMonitor:
         changes = Changes()
         for agent, wrap in list(self._wrap.items()):
             if now - wrap.since >= self.wrap_up_max:
-                del self._wrap[agent]
+                self._end_wrap(agent)
                 self._touch(agent, changes)
         self._settle(changes, now)
         return changes
@@ -411,6 +423,7 @@ class QueueMonitor:
         if current is not None and (current.state == state or current.state == ON_CALL):
             return  # heard already, or a late ring of a call already answered
         calls[call_id] = Activity(call_id, state, queue or (current.queue if current else None), ts)
+        self._call_agents.setdefault(call_id, set()).add(agent)
         self._touch(agent, changes)
 
     def _drop_activity(self, agent: str, call_id: str, ts: float, changes: Changes) -> None:
@@ -418,12 +431,20 @@ class QueueMonitor:
         if not calls or call_id not in calls:
             return
         activity = calls.pop(call_id)
+        _discard(self._call_agents, call_id, agent)
         if not calls:
             del self._activity[agent]
             self._quiet[agent] = ts
         if activity.state == ON_CALL:
+            self._end_wrap(agent)
             self._wrap[agent] = WrapUp(call_id, activity.queue, ts)
+            self._wrap_agents.setdefault(call_id, set()).add(agent)
         self._touch(agent, changes)
+
+    def _end_wrap(self, agent: str) -> None:
+        wrap = self._wrap.pop(agent, None)
+        if wrap is not None:
+            _discard(self._wrap_agents, wrap.call_id, agent)
 
     def _current_call(self, agent: str) -> Activity | None:
         calls = self._activity.get(agent)
@@ -468,12 +489,32 @@ class QueueMonitor:
         changes.queues.update(q.name for q in self._queues.values() if agent in q.members)
 
     def _settle(self, changes: Changes, ts: float) -> None:
-        """Time in state: an agent's ``since`` moves only when its published state does."""
+        """Time in state: an agent's ``since`` moves only when its published
+        state does.  Also where the queues' member counts follow: every change
+        to what a member's state depends on names the agent in ``changes``."""
         for agent in changes.agents:
+            self._recount(agent)
             state, reason = self._agent_state(agent)
             old = self._state.get(agent)
             if old is None or old[0] != state:
                 self._state[agent] = (state, ts)
+
+    def _recount(self, agent: str) -> None:
+        """Move ``agent`` to its current state in each queue's counts (out of
+        the queues it left): O(queues), not O(members)."""
+        for q in self._queues.values():
+            member = q.members.get(agent)
+            old = q.counted.get(agent)
+            new = None if member is None else self._member_state(agent, member.paused)
+            if new == old:
+                continue
+            if old is not None:
+                q.counts[old] -= 1
+            if new is None:
+                del q.counted[agent]
+            else:
+                q.counts[new] += 1
+                q.counted[agent] = new
 
     # ------------------------------------------------------------ helpers
 
@@ -498,6 +539,14 @@ class QueueMonitor:
             ts = self.last_ts
         self.last_ts = max(self.last_ts, ts)
         return ts
+
+
+def _discard(index: dict[str, set[str]], key: str, agent: str) -> None:
+    agents = index.get(key)
+    if agents is not None:
+        agents.discard(agent)
+        if not agents:
+            del index[key]
 
 
 def _device(status: str | None) -> str:
