@@ -49,7 +49,7 @@ def _decode_json(record: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, str) and value[:1] in "[{":
             try:
                 out[column] = json.loads(value)
-            except ValueError:
+            except (ValueError, RecursionError):  # nested past the parser's depth: kept as text, never the whole card lost
                 pass
     return out
 

@@ -13,13 +13,14 @@ import json
 import threading
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 import aiohttp
 import websockets
 
 from adapters.demo import demo_sources, seed_demo
 from screenpop.auth.store import ensure_demo_users
-from screenpop.config import load_settings
+from screenpop.config import Settings, load_settings
 from screenpop.demo import demo_users
 from screenpop.service import ScreenpopService
 from telephony.simulator import PbxSimulator
@@ -35,10 +36,14 @@ def seed_databases(folder: Path, customers: int = 200) -> dict[str, str]:
 
 
 class Stack:
-    def __init__(self, dsns: dict[str, str], tmp_path: Path, *, auth: dict | None = None):
+    def __init__(self, dsns: dict[str, str], tmp_path: Path, *, auth: dict | None = None,
+                 configure: Callable[[Settings], Settings] | None = None):
+        """``configure``: a last say on the settings (the fault tests point
+        the storage at a proxy, add a hostile source...)."""
         self.simulator = PbxSimulator(seed=11, secret=AMI_SECRET)
         self.dsns, self.tmp_path = dsns, tmp_path
         self.auth_overrides = auth or {}
+        self.configure = configure
         self.service: ScreenpopService | None = None
         self.http: aiohttp.ClientSession | None = None
         self.url = ""
@@ -58,6 +63,8 @@ class Stack:
             interactions=replace(settings.interactions, flush_interval=0.05,
                                  spill_path=str(self.tmp_path / "spill.jsonl")),
         )
+        if self.configure is not None:
+            settings = self.configure(settings)
         self.service = ScreenpopService(settings)
         self.url = await self.service.start()
         await ensure_demo_users(self.service.accounts, demo_users())
