@@ -11,7 +11,12 @@ failing is skipped for a while (circuit breaker).
 Cards are cached per number.  A cached card is served at once; when it is
 older than ``fresh_seconds``, or has a gap, it is refreshed in the
 background and the refreshed card goes to ``on_late`` too, so a repeat
-caller never waits on a slow system and still gets the newest data.
+caller never waits on a slow system and still gets the newest data.  A gap
+is retried at most every ``gap_retry_seconds`` per card, and only while one
+of the missing sources may be asked (its breaker is not open): a ring-all
+queue looks the same card up once per ringing agent, and refetching a card
+whose source is known to be failing on every hit kept the other sources busy
+and the breaker open under load.
 """
 from __future__ import annotations
 
@@ -74,6 +79,7 @@ class LookupService:
         source_deadlines_ms: dict[str, int] | None = None,
         late_ms: int = 3000,
         fresh_seconds: float = 60.0,
+        gap_retry_seconds: float = 10.0,
         history: Callable[[str], Awaitable[list[dict]]] | None = None,
         breaker_factory: Callable[[], CircuitBreaker] = CircuitBreaker,
         index_heals: bool = True,
@@ -87,6 +93,7 @@ class LookupService:
         self.source_deadlines = {k: v / 1000 for k, v in (source_deadlines_ms or {}).items() if v}
         self.late = late_ms / 1000
         self.fresh_seconds = fresh_seconds
+        self.gap_retry_seconds = gap_retry_seconds
         self.history = history
         self.breakers = {name: breaker_factory() for name in self.sources}
         self.index_heals = index_heals
@@ -158,7 +165,8 @@ class LookupService:
         card = entry.card
         card.cached = True
         card.caller_number = caller_number
-        if entry.age(time.time()) > self.fresh_seconds or card.missing_sources:
+        age = entry.age(time.time())
+        if age > self.fresh_seconds or (card.missing_sources and self._gap_worth_retrying(card, age)):
             running = self._refreshing.get(key)
             if running is None:
                 task = asyncio.create_task(self._refresh(key, card))
@@ -167,6 +175,15 @@ class LookupService:
             if on_late is not None:
                 running[1].append(on_late)
         return card
+
+    def _gap_worth_retrying(self, card: CustomerCard, age: float) -> bool:
+        """Refetch a card with a gap only once it has been cached for
+        ``gap_retry_seconds`` (each refetch stores it anew, so that is also
+        the time since the last try) and while a missing source's breaker is
+        not open (a fetch now would only be skipped again)."""
+        if age < self.gap_retry_seconds:
+            return False
+        return any(self.breakers[name].state != "open" for name in card.missing_sources if name in self.breakers)
 
     async def _refresh(self, key: str, served: CustomerCard) -> None:
         """Look the number up again, wait for late sources too, and hand the

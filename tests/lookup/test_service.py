@@ -338,7 +338,7 @@ async def test_unchanged_refresh_sends_no_update(world):
 
 async def test_card_with_a_gap_is_refreshed_on_the_next_call(world, pg_schema):
     await pg_schema.execute("UPDATE accounts SET delay = 2 WHERE account_no = 'AC-001'")
-    service = await make_service([world[0][0], pg_billing(pg_schema)], deadline_ms=150)
+    service = await make_service([world[0][0], pg_billing(pg_schema)], deadline_ms=150, gap_retry_seconds=0)
     assert (await service.lookup("912345678")).sources["billing"].status == TIMEOUT
     await pg_schema.execute("UPDATE accounts SET delay = 0")
     updates: asyncio.Queue = asyncio.Queue()
@@ -347,6 +347,65 @@ async def test_card_with_a_gap_is_refreshed_on_the_next_call(world, pg_schema):
     fresh = await asyncio.wait_for(updates.get(), 3)
     assert fresh.sources["billing"].status == OK and fresh.person.billing["balance"] == "-42.10"
     await close(service)
+
+
+class Counted:
+    """A source that counts its fetches; ``fail`` makes them raise."""
+
+    def __init__(self, name: str, record: dict, fail: bool = False):
+        self.name, self.record, self.fail, self.fetches = name, record, fail, 0
+
+    async def fetch(self, key: str):
+        self.fetches += 1
+        if self.fail:
+            raise RuntimeError(f"{self.name} is down")
+        return dict(self.record)
+
+
+async def gap_service(**options):
+    sales = Counted("sales", {"id": "1", "name": "Ana García"})
+    billing = Counted("billing", {"account_no": "AC-001"}, fail=True)
+    index = MemoryPhoneIndex()
+    await index.replace_source("sales", [("1", "912345678")], default_region="ES")
+    await index.replace_source("billing", [("AC-001", "912345678")], default_region="ES")
+    service = LookupService([sales, billing], index, MemoryCardCache(), MemoryBalanceStore(), default_region="ES",
+                            deadline_ms=1000, **options)
+    return service, sales, billing
+
+
+async def settle(service: LookupService) -> None:
+    while service._refreshing or service._background:
+        await asyncio.sleep(0.01)
+
+
+async def test_card_with_a_gap_is_not_refetched_on_every_hit():
+    service, sales, billing = await gap_service(gap_retry_seconds=60)
+    assert (await service.lookup("912345678")).sources["billing"].status == ERROR
+    for _ in range(5):  # a ring-all queue: one lookup per ringing agent
+        card = await service.lookup("912345678", on_late=lambda card: asyncio.sleep(0))
+        assert card.cached and card.missing_sources == ["billing"]
+        await settle(service)
+    assert (sales.fetches, billing.fetches) == (1, 1)
+    await service.close()
+
+
+async def test_card_with_a_gap_waits_for_its_sources_breaker():
+    now = [0.0]
+    service, sales, billing = await gap_service(
+        gap_retry_seconds=0, breaker_factory=lambda: CircuitBreaker(failures_to_open=1, cooldown=15, clock=lambda: now[0]))
+    await service.lookup("912345678")  # billing fails: its breaker opens
+    for _ in range(3):
+        assert (await service.lookup("912345678")).cached
+        await settle(service)
+    assert billing.fetches == 1 and sales.fetches == 1  # no refetch while the breaker says billing is failing
+    now[0] = 16.0  # the breaker lets a trial through: the next hit refetches
+    billing.fail = False
+    await service.lookup("912345678")
+    await settle(service)
+    assert billing.fetches == 2
+    card = await service.lookup("912345678")
+    assert card.cached and not card.missing_sources and card.sources["billing"].status == OK
+    await service.close()
 
 
 async def test_pushed_balance_patches_cached_cards(world):
