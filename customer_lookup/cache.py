@@ -38,6 +38,7 @@ class MemoryCardCache:
         self._clock = clock
         self._entries: OrderedDict[str, tuple[str, float]] = OrderedDict()  # JSON text: no aliasing of mutable cards
         self._by_account: dict[str, set[str]] = {}
+        self._accounts_of: dict[str, list[str]] = {}  # key -> its accounts: forgetting a card is not a walk over every account
 
     async def get(self, key: str) -> CachedCard | None:
         entry = self._entries.get(key)
@@ -53,7 +54,10 @@ class MemoryCardCache:
     async def put(self, key: str, card: CustomerCard) -> None:
         await self.invalidate(key)
         self._entries[key] = (json.dumps(card.to_dict()), self._clock())
-        for account in card_accounts(card):
+        accounts = card_accounts(card)
+        if accounts:
+            self._accounts_of[key] = accounts
+        for account in accounts:
             self._by_account.setdefault(account, set()).add(key)
         while len(self._entries) > self.max_entries:
             oldest, _ = self._entries.popitem(last=False)
@@ -69,12 +73,15 @@ class MemoryCardCache:
     async def clear(self) -> None:
         self._entries.clear()
         self._by_account.clear()
+        self._accounts_of.clear()
 
     def _forget_accounts(self, key: str) -> None:
-        for account in [a for a, keys in self._by_account.items() if key in keys]:
-            self._by_account[account].discard(key)
-            if not self._by_account[account]:
-                del self._by_account[account]
+        for account in self._accounts_of.pop(key, ()):
+            keys = self._by_account.get(account)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._by_account[account]
 
     def __len__(self) -> int:
         return len(self._entries)

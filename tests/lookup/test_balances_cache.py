@@ -100,3 +100,15 @@ async def test_memory_cache_evicts_least_recently_used_and_expires():
     assert await cache.get("b") is None and await cache.keys_for_account("AC-b") == []
     now[0] = 61
     assert await cache.get("a") is None
+
+
+async def test_memory_cache_account_map_follows_puts_and_invalidations():
+    cache = MemoryCardCache(max_entries=10)
+    await cache.put("a", card_for("AC-1"))
+    await cache.put("b", card_for("AC-1"))
+    await cache.put("a", card_for("AC-2"))  # the number's card now shows another account
+    assert await cache.keys_for_account("AC-1") == ["b"] and await cache.keys_for_account("AC-2") == ["a"]
+    await cache.invalidate("b")
+    assert await cache.keys_for_account("AC-1") == [] and cache._by_account.keys() == {"AC-2"}
+    await cache.clear()
+    assert await cache.keys_for_account("AC-2") == []
