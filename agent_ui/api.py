@@ -113,7 +113,8 @@ def _guarded(handler):
 def setup(app: web.Application, add_route: AddRoute, *, interactions, orchestrator, ui: UiConfig,
           on_note: Callable[[str, dict], Awaitable[None] | None] | None = None) -> None:
     """Add the API routes.  ``interactions`` is the interaction log (store and
-    writer), ``orchestrator`` the live call state; ``on_note`` tells the live
+    writer), ``orchestrator`` the live call state (async ``calls_snapshot``
+    and ``pops_for``: the node's :class:`~screenpop.cluster.views.LiveView`); ``on_note`` tells the live
     side a note was added (so a transfer carries it to the next agent)."""
     store = interactions.store
 
@@ -172,7 +173,7 @@ def setup(app: web.Application, add_route: AddRoute, *, interactions, orchestrat
 
     async def calls(request: web.Request) -> web.Response:
         user = _user(request)
-        items = orchestrator.calls_snapshot()
+        items = await orchestrator.calls_snapshot()
         if user.role == "agent":
             items = [c for c in items if user.agent_id in c["agents"]]
         return web.json_response({"items": items})
@@ -181,7 +182,7 @@ def setup(app: web.Application, add_route: AddRoute, *, interactions, orchestrat
         user = _user(request)
         if not user.agent_id:
             return json_error(403, "this account has no agent id")
-        return web.json_response({"items": orchestrator.pops_for(user.agent_id)})
+        return web.json_response({"items": await orchestrator.pops_for(user.agent_id)})
 
     async def ui_config(request: web.Request) -> web.Response:
         user = _user(request)

@@ -33,14 +33,14 @@ def build_app(service: ScreenpopService) -> web.Application:
     contact_url = s.web.create_contact_url or None
     pages.add_page_routes(app, add_route, settings=pages.PageSettings(dispositions, contact_url))
     supervisor_pages.add_supervisor_routes(app, add_route)
-    api.setup(app, add_route, interactions=service.interactions, orchestrator=service.orchestrator,
+    api.setup(app, add_route, interactions=service.interactions, orchestrator=service.live,
               ui=api.UiConfig(dispositions=dispositions, create_contact_url=contact_url or ""),
-              on_note=service.orchestrator.add_note)
+              on_note=service.live.add_note)
 
     billing.setup(app, tokens=tokens, balances=service.lookup.balances,
-                  on_balance=lambda balance: service.lookup.on_balance(balance, service.orchestrator.card_changed))
+                  on_balance=lambda balance: service.lookup.on_balance(balance, service.live.card_changed))
     registry.declare("PUT", billing.ROUTE, access.BILLING_TOKEN)
-    supervision_http.setup(app, add_route, service.supervision.service, store=service.interactions.store,
+    supervision_http.setup(app, add_route, service.live, store=service.interactions.store,
                            wallboard_token=s.supervision.wallboard_token, tz=s.supervision.timezone)
     ws.setup(app, service.hub, registry.authenticate)
     registry.declare("GET", ws.ROUTE, access.SUPPORT)

@@ -148,8 +148,12 @@ class LookupRuntime:
         except Exception:
             log.exception("initial phone index build failed")
         period = self.settings.lookup.index_refresh_seconds
-        while period > 0:
-            await asyncio.sleep(period)
+        # A shared index is looked at more often than it is rebuilt: a Redis
+        # restarted without its data has lost it, and whichever node notices
+        # first rebuilds what is missing (the others find it built, or being built).
+        tick = min(period, self.settings.lookup.index_check_seconds) if self.shared and period > 0 else period
+        while tick > 0:
+            await asyncio.sleep(tick)
             try:
                 await self.rebuild_index(older_than=self._period_due())
             except Exception:

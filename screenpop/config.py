@@ -59,6 +59,7 @@ class LookupSettings:
     cache_ttl_seconds: float = 3600.0  # older cached cards are gone
     cache_max_entries: int = 50_000  # in-process cache only
     index_refresh_seconds: float = 900.0  # full rebuild of each source's phone index; 0: only at start
+    index_check_seconds: float = 30.0  # shared (Redis) index: how soon a lost index (Redis restarted empty) is rebuilt
     breaker_failures: int = 3  # consecutive failures that open a source's circuit
     breaker_cooldown_seconds: float = 15.0  # how long an open circuit skips the source
     redis_prefix: str = "screenpop:"  # keys of the shared index, card cache and balances (with [bus] redis_url)
@@ -100,6 +101,10 @@ class InteractionSettings:
 @dataclass(slots=True)
 class BusSettings:
     redis_url: str = ""  # empty: the in-process bus
+    node_id: str = ""  # this node's name in logs, /healthz and the lease; empty: host-pid
+    lease_seconds: float = 5.0  # an ingester that stops renewing is replaced after this long
+    ami_grace_seconds: float = 15.0  # an ingester whose AMI link stays down this long hands over
+    stream_maxlen: int = 100_000  # entries kept per bus stream (a node that blinks catches up from them)
 
 
 @dataclass(slots=True)
@@ -304,6 +309,9 @@ def _read_secret_file(section: Any, keys: tuple[str, ...] = ("secret", "token"))
 def _check(settings: Settings) -> None:
     import re
 
+    bus = settings.bus
+    if bus.lease_seconds < 1 or bus.ami_grace_seconds < 0 or bus.stream_maxlen < 1000:
+        raise ConfigError("bus: lease_seconds must be >= 1, ami_grace_seconds >= 0, stream_maxlen >= 1000")
     sup = settings.supervision
     if sup.sl_threshold_seconds <= 0 or sup.longest_wait_alert_seconds <= 0 or sup.wrap_up_max_seconds < 0 or sup.push_interval_seconds < 0:
         raise ConfigError("supervision: sl_threshold_seconds and longest_wait_alert_seconds must be > 0, wrap_up_max_seconds and push_interval_seconds >= 0")

@@ -27,6 +27,9 @@ class ServiceMetrics:
         self.call_events = Counter("screenpop_call_events_total", "Call events from the tracker", ["type"], registry=r)
         self.ami_connected = Gauge("screenpop_ami_connected", "1 when the AMI link is logged in", registry=r)
         self.ws_connections = Gauge("screenpop_websocket_connections", "Open agent and supervisor sockets", registry=r)
+        self.ingesting = Gauge("screenpop_ingesting", "1 while this node holds the AMI link (the ingester)", registry=r)
+        self.bus_connected = Gauge("screenpop_bus_connected", "1 when the bus to the other nodes works (always, embedded)", registry=r)
+        self.bus_backlog = Gauge("screenpop_bus_backlog", "Messages waiting to be published to the other nodes", registry=r)
         self.writes_queued = Gauge("screenpop_interaction_writes_queued", "Interaction records waiting for the database", registry=r)
 
     def bind_gauge(self, gauge: Gauge, read: Callable[[], float]) -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Protocol
 
-from customer_lookup.card import CustomerCard
+from customer_lookup.card import CustomerCard, card_from_dict
 from screenpop.metrics import ServiceMetrics
 from telephony.events import (
     CallAbandoned,
@@ -65,6 +65,24 @@ class ActiveCall:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     ended: bool = False
 
+    def to_state(self) -> dict[str, Any]:
+        """What another node needs to show or take up this call (see screenpop.cluster.livecalls)."""
+        return {
+            "call_id": self.call_id, "caller_number": self.caller_number, "caller_name": self.caller_name,
+            "queue": self.queue, "card": self.card.to_dict() if self.card is not None else None,
+            "popped": sorted(self.popped), "answered_by": self.answered_by, "answered_at": self.answered_at,
+            "transferred_from": self.transferred_from, "notes": list(self.notes), "ended": self.ended,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> ActiveCall:
+        card = state.get("card")
+        return cls(state["call_id"], state.get("caller_number"), state.get("caller_name"), state.get("queue"),
+                   card=card_from_dict(card) if card else None, popped=set(state.get("popped") or ()),
+                   answered_by=state.get("answered_by"), answered_at=state.get("answered_at"),
+                   transferred_from=state.get("transferred_from"), notes=list(state.get("notes") or ()),
+                   ended=bool(state.get("ended")))
+
 
 class Orchestrator:
     def __init__(
@@ -77,11 +95,15 @@ class Orchestrator:
         pop_timing: dict[str, str] | None = None,
         default_timing: str = POP_ON_RING,
         on_card: Callable[[str, CustomerCard], None] | None = None,
+        on_change: Callable[[ActiveCall], None] | None = None,
     ):
         """``on_card(call_id, card)`` hears every card a call gets (the lookup,
-        late data, a pushed balance): the supervisors' view names the caller."""
+        late data, a pushed balance): the supervisors' view names the caller.
+        ``on_change(call)`` hears every change of a call's state once it is
+        applied (the live call state other nodes read)."""
         self.lookup = lookup
         self.on_card = on_card
+        self.on_change = on_change
         self.delivery = delivery
         self.writer = writer
         self.pop_timing = pop_timing or {}
@@ -113,23 +135,11 @@ class Orchestrator:
 
     def pops_for(self, agent_id: str) -> list[dict[str, Any]]:
         """The pops an agent's screen should show right now (reconnect replay)."""
-        return [self._pop_message(c, agent_id) for c in self.calls.values() if agent_id in c.popped and not c.ended]
+        return [pop_message(c, agent_id) for c in self.calls.values() if agent_id in c.popped and not c.ended]
 
     def calls_snapshot(self) -> list[dict[str, Any]]:
         """Calls in progress, for the API: who is calling, where, whose screens show it."""
-        out = []
-        for call in self.calls.values():
-            if call.ended:
-                continue
-            agents = set(call.popped) | ({call.answered_by} if call.answered_by else set())
-            out.append({
-                "call_id": call.call_id, "queue": call.queue,
-                "caller": {"number": call.caller_number, "name": call.caller_name},
-                "customer": _customer_name(call.card),
-                "agents": sorted(agents), "answered_by": call.answered_by,
-                "state": "answered" if call.answered_by else "waiting",
-            })
-        return out
+        return [call_summary(call) for call in self.calls.values() if not call.ended]
 
     async def card_changed(self, card: CustomerCard) -> int:
         """A card was patched outside a lookup (a pushed balance): update open pops."""
@@ -139,12 +149,41 @@ class Orchestrator:
                 call.card = card
                 sent += self._send_card(call)
                 self._tell_card(call.call_id, card)
+                self._changed(call)
         return sent
 
     def add_note(self, call_id: str, note: dict[str, Any]) -> None:
         call = self.calls.get(call_id)
         if call is not None:
             call.notes.append(note)
+            self._changed(call)
+
+    # ------------------------------------------------------------- takeover
+
+    def restore(self, states: list[dict[str, Any]]) -> int:
+        """Take up the calls another ingester left (its live state): the
+        screens they show are known, so nobody is popped twice."""
+        restored = 0
+        for state in states:
+            if state.get("ended") or state["call_id"] in self.calls:
+                continue
+            self.calls[state["call_id"]] = ActiveCall.from_state(state)
+            restored += 1
+        return restored
+
+    def reconcile(self, live_call_ids: set[str], ts: str | None = None) -> list[str]:
+        """After the first resync: calls taken up from the last ingester that
+        Asterisk no longer has ended while nobody was watching; end them once."""
+        ended = []
+        for call in list(self.calls.values()):
+            if call.call_id in live_call_ids or call.ended or call.lookup is not None:
+                continue
+            reason = "completed" if call.answered_by else "unanswered"
+            self.handle(CallEnded(call.call_id, ts or utc_now(), call.answered_by, reason, 0.0))
+            ended.append(call.call_id)
+        if ended:
+            log.info("calls ended while no node was ingesting count=%d call_ids=%s", len(ended), ",".join(ended[:20]))
+        return ended
 
     # ---------------------------------------------------------------- private
 
@@ -153,6 +192,7 @@ class Orchestrator:
             call.card = card
             self._log_card(call, card)
             self._send_card(call)
+            self._changed(call)
 
         def looked_up(task: asyncio.Task) -> None:
             # Logged whether or not a phone ever rang: an abandoned call keeps its customer.
@@ -184,6 +224,15 @@ class Orchestrator:
                 await self._apply(call, event)
             except Exception:
                 log.exception("pop handling failed type=%s call_id=%s", event.type, event.call_id)
+            self._changed(call)
+
+    def _changed(self, call: ActiveCall) -> None:
+        if self.on_change is None:
+            return
+        try:
+            self.on_change(call)
+        except Exception:
+            log.exception("call state observer failed call_id=%s", call.call_id)
 
     async def _apply(self, call: ActiveCall, event: CallEvent) -> None:
         if isinstance(event, CallQueued):
@@ -195,6 +244,8 @@ class Orchestrator:
         elif isinstance(event, CallMissed):
             self._retract(call, event.agent, "not answered")
         elif isinstance(event, CallAnswered):
+            if call.answered_by == event.agent and event.agent in call.popped:
+                return  # what we knew, told again by a resync (a new ingester took over)
             call.answered_by, call.answered_at = event.agent, event.ts
             if event.agent not in call.popped:
                 await self._pop(call, event.agent, event)
@@ -252,24 +303,10 @@ class Orchestrator:
             except Exception:
                 log.exception("lookup failed call_id=%s", call.call_id)
         call.popped.add(agent)
-        self._send(agent, self._pop_message(call, agent))
+        self._send(agent, pop_message(call, agent))
         self.metrics.pops_sent.inc()
         self.metrics.pop_latency.observe(max(0.0, time.time() - _epoch(event.ts)))
         log.info("pop sent call_id=%s agent=%s customer=%s", call.call_id, agent, call.card.status if call.card else "none")
-
-    def _pop_message(self, call: ActiveCall, agent: str) -> dict[str, Any]:
-        return {
-            "type": "pop",
-            "call_id": call.call_id,
-            "queue": call.queue,
-            "caller": {"number": call.caller_number, "name": call.caller_name, "e164": call.card.e164 if call.card else None},
-            "card": call.card.to_dict() if call.card else None,
-            "state": "answered" if call.answered_by == agent else "ringing",
-            "transferred_from": call.transferred_from,
-            "answered_at": call.answered_at if call.answered_by == agent else None,
-            "notes": list(call.notes),
-            "sent_at": utc_now(),
-        }
 
     def _retract(self, call: ActiveCall, agent: str, reason: str) -> None:
         if agent not in call.popped:
@@ -291,6 +328,33 @@ class Orchestrator:
             self.delivery.send_to_agent(agent, message)
         except Exception:
             log.exception("delivery failed agent=%s type=%s call_id=%s", agent, message.get("type"), message.get("call_id"))
+
+
+def pop_message(call: ActiveCall, agent: str) -> dict[str, Any]:
+    return {
+        "type": "pop",
+        "call_id": call.call_id,
+        "queue": call.queue,
+        "caller": {"number": call.caller_number, "name": call.caller_name, "e164": call.card.e164 if call.card else None},
+        "card": call.card.to_dict() if call.card else None,
+        "state": "answered" if call.answered_by == agent else "ringing",
+        "transferred_from": call.transferred_from,
+        "answered_at": call.answered_at if call.answered_by == agent else None,
+        "notes": list(call.notes),
+        "sent_at": utc_now(),
+    }
+
+
+def call_summary(call: ActiveCall) -> dict[str, Any]:
+    """One call in progress as the API lists it: who is calling, where, whose screens show it."""
+    agents = set(call.popped) | ({call.answered_by} if call.answered_by else set())
+    return {
+        "call_id": call.call_id, "queue": call.queue,
+        "caller": {"number": call.caller_number, "name": call.caller_name},
+        "customer": _customer_name(call.card),
+        "agents": sorted(agents), "answered_by": call.answered_by,
+        "state": "answered" if call.answered_by else "waiting",
+    }
 
 
 def _customer_name(card: CustomerCard | None) -> str | None:

@@ -35,6 +35,10 @@ class Health:
 
 
 class ScreenpopService:
+    """One node.  Embedded (no ``[bus] redis_url``): it ingests from start to
+    stop.  In a cluster: it serves sockets and HTTP always, and ingests while
+    it holds the ingester lease (see :mod:`screenpop.cluster`)."""
+
     def __init__(self, settings: Settings, *, ami: bool = True):
         self.settings = settings
         self.with_ami = ami
@@ -43,15 +47,35 @@ class ScreenpopService:
         self.accounts = None
         self.lookup = None
         self.hub = None
-        self.orchestrator = None
-        self.supervision = None  # queue and agent state for supervisors
-        self.connection = None
-        self.feed = None
+        self.bus = None
+        self.mirror = None  # the supervisors' messages as the bus carried them
+        self.live = None  # LiveView: calls in progress and supervisors' view, from this node or Redis
+        self.livecalls = None  # the live call state in Redis (cluster only)
+        self.ingest = None  # the AMI link, tracker, orchestrator, supervision: while this node ingests
+        self.election = None
         self.app: web.Application | None = None
         self.url: str | None = None
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task] = []
         self._redis = None
+        self._ingest_lock = asyncio.Lock()
+
+    # the ingesting parts, for callers that know they run on the ingester
+    @property
+    def orchestrator(self):
+        return self.ingest.orchestrator if self.ingest is not None else None
+
+    @property
+    def supervision(self):
+        return self.ingest.supervision if self.ingest is not None else None
+
+    @property
+    def connection(self):
+        return self.ingest.connection if self.ingest is not None else None
+
+    @property
+    def feed(self):
+        return self.ingest.feed if self.ingest is not None else None
 
     # ------------------------------------------------------------------ parts
 
@@ -62,10 +86,8 @@ class ScreenpopService:
         from agent_ui.hub import Hub
         from customer_lookup.plugin import build_lookup
         from screenpop.auth.store import AccountStore
+        from screenpop.cluster.views import LiveView, SupervisorMirror
         from screenpop.interactions.service import InteractionLog
-        from screenpop.orchestrator import Orchestrator
-        from screenpop.supervision.plugin import Supervision
-        from telephony.agents import AgentResolver
 
         s = self.settings
         self.interactions = await InteractionLog.from_settings(s)
@@ -76,19 +98,15 @@ class ScreenpopService:
         if s.bus.redis_url:
             import redis.asyncio as aioredis
 
-            self._redis = aioredis.from_url(s.bus.redis_url)
+            self._redis = aioredis.from_url(s.bus.redis_url, socket_connect_timeout=2.0, socket_timeout=2.0,
+                                            health_check_interval=5)
         self.lookup = await build_lookup(s, redis=self._redis, history=self.interactions.store.history)
         await self.lookup.start()
-        self.hub = Hub(replay=lambda agent_id: self.orchestrator.pops_for(agent_id),
-                       supervisor_replay=lambda: self.supervision.replay())
+        self.live = LiveView(self)
+        self.mirror = SupervisorMirror()
+        self.hub = Hub(replay=self.live.pops_for, supervisor_replay=self.live.supervisor_replay)
         self.metrics.bind_gauge(self.metrics.ws_connections, lambda: len(self.hub))
-        self.supervision = Supervision(s.supervision, self.hub, engine=self.interactions.engine, writer=writer,
-                                       agents=AgentResolver(s.agents.patterns))
-        await self.supervision.start()
-        self.orchestrator = Orchestrator(self.lookup, self.hub, writer, metrics=self.metrics,
-                                         default_timing=s.pop.timing,
-                                         pop_timing={queue: "answer" for queue in s.pop.on_answer_queues},
-                                         on_card=self.supervision.on_card)
+        await self._start_bus()
         self.app = build_app(self)
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -96,49 +114,119 @@ class ScreenpopService:
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # port 0 picks a free one
         self.url = f"http://{s.web.host}:{port}"
-        if self.with_ami:
-            self._start_telephony()
+        if self._redis is None:
+            await self._promote()
+        elif self.with_ami:
+            self._start_election()
         # Everything built so far (modules, the phone index, pools) lives as long
         # as the node: out of the cyclic GC's way, or each full collection
         # walks it all and stalls every pop (measured: 1-1.4 s per pass).
         gc.collect()
         gc.freeze()
-        log.info("screenpop up url=%s ami=%s:%s storage=%s bus=%s", self.url, s.ami.host, s.ami.port,
-                 _safe_dsn(s.storage.dsn), "redis" if s.bus.redis_url else "in-process")
+        log.info("screenpop up node=%s url=%s ami=%s:%s storage=%s bus=%s", self.bus.node_id, self.url, s.ami.host,
+                 s.ami.port, _safe_dsn(s.storage.dsn), "redis" if self._redis is not None else "in-process")
         return self.url
 
-    def _start_telephony(self) -> None:
-        from telephony.agents import AgentResolver
-        from telephony.connection import AmiConnection
-        from telephony.feed import CallFeed
-        from telephony.tracker import CallTracker
+    async def _start_bus(self) -> None:
+        from screenpop.cluster.bus import AGENTS, COMMANDS, SUPERVISORS, LocalBus, RedisBus
+        from screenpop.cluster.livecalls import LiveCalls
 
-        self.connection = AmiConnection(self.settings.ami)
-        self.metrics.bind_gauge(self.metrics.ami_connected, lambda: 1.0 if self.connection.state == "connected" else 0.0)
-        tracker = CallTracker(AgentResolver(self.settings.agents.patterns))
+        b = self.settings.bus
+        if self._redis is None:
+            self.bus = LocalBus()
+        else:
+            self.bus = RedisBus(b.redis_url, node_id=b.node_id or None, prefix=self.settings.lookup.redis_prefix,
+                                maxlen=b.stream_maxlen)
+            self.livecalls = LiveCalls(self._redis, self.settings.lookup.redis_prefix)
+        self.bus.subscribe(AGENTS, lambda m: self.hub.send_to_agent(str(m["agent"]), m["message"]))
+        self.bus.subscribe(SUPERVISORS, self._to_supervisors)
+        self.bus.subscribe(COMMANDS, self._command)
+        self.metrics.bind_gauge(self.metrics.bus_connected, lambda: 1.0 if self.bus.connected else 0.0)
+        self.metrics.bind_gauge(self.metrics.bus_backlog, lambda: self.bus.stats.backlog)
+        await self.bus.start()
+        if self._redis is not None:
+            try:
+                self.mirror.seed(await self.bus.latest(SUPERVISORS))
+            except Exception as exc:  # Redis away at start: the mirror fills as messages come
+                log.warning("supervisors' state not read at start error=%s", f"{type(exc).__name__}: {exc}")
 
-        def deliver(event) -> None:
-            self.metrics.call_events.labels(event.type).inc()
-            self.orchestrator.handle(event)
-            self.supervision.on_call_event(event)
+    def _to_supervisors(self, message: dict[str, Any]) -> None:
+        self.mirror.update(message)
+        self.hub.send_to_supervisors(message)
 
-        self.feed = CallFeed(self.connection.queue, tracker, deliver, observe=self.supervision.on_ami)
-        self._tasks += [asyncio.create_task(self.connection.run(), name="ami-connection"),
-                        asyncio.create_task(self.feed.run(), name="call-feed")]
+    def _command(self, command: dict[str, Any]) -> None:
+        task = asyncio.create_task(self.live.apply_command(command))
+        self._tasks.append(task)
+        task.add_done_callback(self._command_done)
+
+    def _command_done(self, task: asyncio.Task) -> None:
+        if task in self._tasks:
+            self._tasks.remove(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("bus command failed error=%s", task.exception())
+
+    def _start_election(self) -> None:
+        from screenpop.cluster.election import Election
+        from screenpop.cluster.lease import Lease
+
+        b = self.settings.bus
+        lease = Lease(self._redis, f"{self.settings.lookup.redis_prefix}ingester", self.bus.node_id, b.lease_seconds)
+        self.election = Election(lease, promote=self._promote, demote=self._demote,
+                                 healthy=lambda: self.ingest is None or self.ingest.ami_state in ("connected", "off"),
+                                 grace=b.ami_grace_seconds,
+                                 retaken=lambda: self.livecalls.rewrite_all())
+        self.metrics.bind_gauge(self.metrics.ingesting, lambda: 1.0 if self.ingest is not None else 0.0)
+        self._tasks.append(asyncio.create_task(self.election.run(), name="ingester-election"))
+
+    async def _promote(self) -> None:
+        """Become the ingester: take up the calls the last one left, then connect to Asterisk."""
+        from screenpop.ingest import BusDelivery, Ingest
+
+        async with self._ingest_lock:
+            if self.ingest is not None:
+                return
+            restored: list[dict[str, Any]] = []
+            on_change = None
+            if self.livecalls is not None:
+                restored = await self.livecalls.all()
+                self.livecalls.adopt(restored)
+                self.livecalls.start()
+                on_change = lambda call: self.livecalls.changed(call.to_state())  # noqa: E731
+            ingest = Ingest(self.settings, lookup=self.lookup, delivery=BusDelivery(self.bus),
+                            interactions=self.interactions, metrics=self.metrics, with_ami=self.with_ami,
+                            on_change=on_change)
+            await ingest.start(restored)
+            self.ingest = ingest
+            if self.livecalls is not None:
+                calls = ingest.orchestrator.calls
+                self.livecalls.current = lambda: [c.to_state() for c in list(calls.values()) if not c.ended]
+            if ingest.connection is not None:
+                self.metrics.bind_gauge(self.metrics.ami_connected,
+                                        lambda: 1.0 if self.ingest is not None and self.ingest.ami_state == "connected" else 0.0)
+            log.info("ingesting node=%s calls_taken_up=%d", self.bus.node_id, len(restored))
+
+    async def _demote(self, reason: str) -> None:
+        async with self._ingest_lock:
+            ingest, self.ingest = self.ingest, None
+            if ingest is None:
+                return
+            log.warning("ingesting stopped node=%s reason=%s", self.bus.node_id, reason)
+            await ingest.stop()
+            if self.livecalls is not None:
+                await self.livecalls.stop()
 
     async def stop(self) -> None:
-        if self.connection is not None:
-            await self.connection.stop()
+        if self.election is not None:
+            await self.election.resign()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        if self.orchestrator is not None:
-            await self.orchestrator.drain()
-        if self.supervision is not None:
-            await self.supervision.stop()
+        await self._demote("stopping")
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.bus is not None:
+            await self.bus.stop()
         if self.lookup is not None:
             await self.lookup.close()
         if self.interactions is not None:
@@ -151,8 +239,9 @@ class ScreenpopService:
 
     async def health(self) -> Health:
         health = Health()
-        if self.connection is not None:
-            health.parts["ami"] = {"ok": self.connection.state == "connected", "state": self.connection.state}
+        if self.ingest is not None and self.ingest.connection is not None:
+            state = self.ingest.ami_state
+            health.parts["ami"] = {"ok": state == "connected", "state": state}
         if self.interactions is not None:
             stats = self.interactions.writer.stats
             health.parts["storage"] = {"ok": not stats.outage, "queued_writes": stats.pending, "spilled": stats.spilled}
@@ -162,9 +251,21 @@ class ScreenpopService:
                 health.parts["redis"] = {"ok": True}
             except Exception as exc:
                 health.parts["redis"] = {"ok": False, "error": type(exc).__name__}
+            health.parts["bus"] = self.bus.status()
+            health.parts["cluster"] = self._cluster_status()
         if self.hub is not None:
             health.parts["websockets"] = {"ok": True, "connections": len(self.hub)}
         return health
+
+    def _cluster_status(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"ok": True, "node": self.bus.node_id, "ingesting": self.ingest is not None}
+        if self.election is not None:
+            out.update(lease_reachable=self.election.redis_ok, terms=self.election.terms)
+            if self.election.error:
+                out["error"] = self.election.error
+        if self.livecalls is not None and not self.livecalls.ok:
+            out["live_state"] = "behind (Redis away)"
+        return out
 
 
 def _safe_dsn(dsn: str) -> str:

@@ -24,13 +24,18 @@ log = logging.getLogger(__name__)
 
 Deliver = Callable[[CallEvent], Awaitable[None] | None]
 Observe = Callable[[object], None]
+OnResync = Callable[[set[str]], None]
 
 
 class CallFeed:
     def __init__(self, queue: asyncio.Queue, tracker: CallTracker, deliver: Deliver, *, expire_every: float = 60.0,
-                 observe: Observe | None = None):
+                 observe: Observe | None = None, on_resync: OnResync | None = None):
+        """``on_resync(call_ids)`` hears, after each resync's call events were
+        delivered, which calls the tracker now knows to be in progress (a new
+        ingester ends the calls it took up that Asterisk no longer has)."""
         self.queue = queue
         self.observe = observe
+        self.on_resync = on_resync
         self.tracker = tracker
         self.deliver = deliver
         self.expire_every = expire_every
@@ -59,6 +64,11 @@ class CallFeed:
                 self._observe(item)
             for event in self._track(item):
                 await self._deliver(event)
+            if isinstance(item, Snapshot) and self.on_resync is not None:
+                try:
+                    self.on_resync(set(self.tracker.call_ids()))
+                except Exception:
+                    log.exception("resync observer failed")
 
     def _observe(self, item) -> None:
         try:

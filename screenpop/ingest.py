@@ -1,0 +1,127 @@
+"""What the ingesting node runs: the AMI link, the call tracker, the
+orchestrator and the supervisors' view of queues and agents.
+
+An embedded node ingests from start to stop.  In a cluster the node that
+holds the ingester lease starts one of these when it wins the lease (taking
+up the calls the last ingester left in the live state) and stops it when
+it loses the lease; every other node only serves sockets and HTTP.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Callable
+
+from screenpop.cluster.bus import EVENTS, SUPERVISORS
+from screenpop.config import Settings
+from screenpop.metrics import ServiceMetrics
+
+log = logging.getLogger(__name__)
+
+
+class BusDelivery:
+    """The orchestrator's and the supervisors' ``Delivery``: everything goes
+    over the bus, whose handlers (on this node and the others) hand it to
+    their hub."""
+
+    def __init__(self, bus):
+        self.bus = bus
+
+    def send_to_agent(self, agent_id: str, message: dict[str, Any]) -> int:
+        from screenpop.cluster.bus import AGENTS
+
+        self.bus.publish(AGENTS, {"agent": agent_id, "message": message})
+        return 1
+
+    def send_to_supervisors(self, message: dict[str, Any]) -> int:
+        self.bus.publish(SUPERVISORS, message, key=supervisor_key(message))
+        return 1
+
+
+def supervisor_key(message: dict[str, Any]) -> str | None:
+    """Queue and agent messages replace the last one of their queue or agent."""
+    if message.get("type") == "queue":
+        return f"queue:{message.get('queue')}"
+    if message.get("type") == "agent":
+        return f"agent:{message.get('agent_id')}"
+    return None
+
+
+class Ingest:
+    def __init__(self, settings: Settings, *, lookup, delivery: BusDelivery, interactions, metrics: ServiceMetrics,
+                 with_ami: bool = True, on_change: Callable | None = None):
+        self.settings = settings
+        self.lookup = lookup
+        self.delivery = delivery
+        self.interactions = interactions
+        self.metrics = metrics
+        self.with_ami = with_ami
+        self.on_change = on_change
+        self.orchestrator = None
+        self.supervision = None
+        self.connection = None
+        self.feed = None
+        self._tasks: list[asyncio.Task] = []
+        self._reconciled = False
+
+    async def start(self, restored: list[dict[str, Any]] = ()) -> None:
+        from screenpop.orchestrator import Orchestrator
+        from screenpop.supervision.plugin import Supervision
+        from telephony.agents import AgentResolver
+
+        s = self.settings
+        writer = self.interactions.writer
+        self.supervision = Supervision(s.supervision, self.delivery, engine=self.interactions.engine, writer=writer,
+                                       agents=AgentResolver(s.agents.patterns))
+        await self.supervision.start()
+        self.orchestrator = Orchestrator(self.lookup, self.delivery, writer, metrics=self.metrics,
+                                         default_timing=s.pop.timing,
+                                         pop_timing={queue: "answer" for queue in s.pop.on_answer_queues},
+                                         on_card=self.supervision.on_card, on_change=self.on_change)
+        if restored:
+            count = self.orchestrator.restore(list(restored))
+            log.info("ingest took up calls in progress count=%d", count)
+        self._reconciled = not restored
+        if self.with_ami:
+            self._start_telephony()
+
+    def _start_telephony(self) -> None:
+        from telephony.agents import AgentResolver
+        from telephony.connection import AmiConnection
+        from telephony.feed import CallFeed
+        from telephony.tracker import CallTracker
+
+        self.connection = AmiConnection(self.settings.ami)
+        tracker = CallTracker(AgentResolver(self.settings.agents.patterns))
+        bus = self.delivery.bus
+
+        def deliver(event) -> None:
+            self.metrics.call_events.labels(event.type).inc()
+            self.orchestrator.handle(event)
+            self.supervision.on_call_event(event)
+            bus.publish(EVENTS, event.to_dict())
+
+        def resynced(live_call_ids: set[str]) -> None:
+            if not self._reconciled:  # only the first resync after a takeover
+                self._reconciled = True
+                self.orchestrator.reconcile(live_call_ids)
+
+        self.feed = CallFeed(self.connection.queue, tracker, deliver, observe=self.supervision.on_ami, on_resync=resynced)
+        self._tasks += [asyncio.create_task(self.connection.run(), name="ami-connection"),
+                        asyncio.create_task(self.feed.run(), name="call-feed")]
+
+    @property
+    def ami_state(self) -> str:
+        return self.connection.state if self.connection is not None else "off"
+
+    async def stop(self) -> None:
+        if self.connection is not None:
+            await self.connection.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self.orchestrator is not None:
+            await self.orchestrator.drain()
+        if self.supervision is not None:
+            await self.supervision.stop()
