@@ -5,14 +5,11 @@ tests never stop it.  The service under test reaches it through this proxy
 instead; :meth:`TcpProxy.cut` is the outage as the service sees it (every
 open connection reset, new ones refused: the port is closed, like a database
 host that went down), :meth:`TcpProxy.restore` brings it back on the same
-port.  Runs on the test's event loop, or on a thread of its own
-(:class:`ThreadedProxy`) when the service is another process and the test
-blocks."""
+port.  Runs on the test's event loop."""
 from __future__ import annotations
 
 import asyncio
 import socket
-import threading
 
 
 class TcpProxy:
@@ -90,37 +87,3 @@ def _reset(writer: asyncio.StreamWriter) -> None:
             pass
     writer.transport.abort()
 
-
-class ThreadedProxy:
-    """A :class:`TcpProxy` on its own loop in a daemon thread, driven from
-    synchronous code (the SIGKILL test waits on a subprocess)."""
-
-    def __init__(self, target_host: str = "127.0.0.1", target_port: int = 5432):
-        self.proxy = TcpProxy(target_host, target_port)
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="fault-proxy", daemon=True)
-
-    def _run(self, coro, timeout: float = 10.0):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def start(self) -> int:
-        self.thread.start()
-        return self._run(self.proxy.start())
-
-    def cut(self) -> None:
-        self._run(self.proxy.cut())
-
-    def restore(self) -> None:
-        self._run(self.proxy.restore())
-
-    def stop(self) -> None:
-        try:
-            self._run(self.proxy.stop())
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(5)
-            self.loop.close()
-
-    @property
-    def port(self) -> int:
-        return self.proxy.port
