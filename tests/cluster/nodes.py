@@ -23,6 +23,7 @@ import websockets
 
 SCREENPOP = str(Path(sys.executable).with_name("screenpop"))
 SECRET = "cluster-secret"
+BILLING_TOKEN = "cluster-billing-token"
 
 
 def free_port() -> int:
@@ -100,6 +101,11 @@ class Node:
         assert hello["type"] == "hello", hello
         return ws
 
+    async def api(self, method: str, path: str, username: str, **kwargs):
+        headers = {"Authorization": f"Bearer {await self.token(username)}"}
+        async with self.http.request(method, f"{self.url}{path}", headers=headers, **kwargs) as r:
+            return r.status, await r.json()
+
     def alive(self) -> bool:
         return self.process.poll() is None
 
@@ -124,7 +130,8 @@ class Cluster:
     def start(self, name: str) -> Node:
         port = free_port()
         log = self.folder / f"{name}.log"
-        env = {**os.environ, "SCREENPOP_AMI__SECRET": SECRET, "SCREENPOP_BUS__NODE_ID": name}
+        env = {**os.environ, "SCREENPOP_AMI__SECRET": SECRET, "SCREENPOP_BUS__NODE_ID": name,
+               "SCREENPOP_BILLING__TOKEN": BILLING_TOKEN}
         process = subprocess.Popen([SCREENPOP, "--config", str(self.config), "--log-level", "info", "serve", "--port", str(port)],
                                    stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env, cwd=self.folder)
         node = self.nodes[name] = Node(name, port, process, log, self.http)

@@ -248,3 +248,52 @@ async def test_redis_restart_nodes_keep_popping_what_they_can_and_recover(tmp_pa
     finally:
         await cluster.stop()
         redis.stop()
+
+
+async def test_supervisors_notes_and_billing_pushes_work_from_any_node(cluster, simulator):
+    """A supervisor on a node that does not ingest sees the queues live; a
+    note added and a balance pushed through other nodes reach the agent's
+    open card, wherever that agent's browser is."""
+    from tests.cluster.nodes import BILLING_TOKEN
+
+    ingester = await cluster.ingester()
+    followers = [n for n in cluster.nodes.values() if n is not ingester]
+    watching, serving = followers
+    supervisor = await watching.socket("supervisor")
+    alice = await serving.socket("agent1001")
+
+    talking = asyncio.create_task(simulator.place_call(
+        "queue_answered", ANA, "Ana Garcia", queue="support", agents=["1001"], speed=1, answer_after=0.3, talk_seconds=4))
+    before = await collect(alice, lambda m: m["type"] == "call" and m["event"] == "answered")
+    pop = pops_of(before, before[-1]["call_id"])[0]
+    call_id = pop["call_id"]
+    account = next(p["billing"]["account"] for p in pop["card"]["persons"] if p.get("billing"))
+
+    # the supervisor's socket on a non-ingesting node hears the support queue and agent 1001
+    heard = await collect(supervisor, lambda m: m["type"] == "agent" and m.get("agent_id") == "1001"
+                          and m.get("call") and m["call"].get("call_id") == call_id)
+    assert any(m["type"] == "queue" and m["queue"] == "support" for m in heard)
+    status, queues = await watching.api("GET", "/api/v1/queues", "supervisor")
+    assert status == 200 and "support" in [q["queue"] for q in queues["items"]]
+
+    # a note through the ingester's peer, a balance through the ingester itself
+    status, body = await watching.api("POST", f"/api/v1/interactions/{call_id}/notes", "supervisor",
+                                      json={"text": "Called about invoice 42"})
+    assert status == 201, body
+    async with cluster.http.put(f"{ingester.url}/api/v1/billing/balances/{account}",
+                                json={"balance": "-77.70", "currency": "EUR"},
+                                headers={"Authorization": f"Bearer {BILLING_TOKEN}"}) as r:
+        assert r.status == 200, await r.text()
+    updates = await collect(alice, lambda m: m["type"] == "card" and "-77.70" in str(m["card"]))
+    assert updates[-1]["call_id"] == call_id
+    deadline = time.monotonic() + 5
+    while True:  # the note is on the live call, as a reconnecting browser on any node gets it
+        status, pops = await serving.api("GET", "/api/v1/pops", "agent1001")
+        notes = [n["text"] for p in pops["items"] if p["call_id"] == call_id for n in p["notes"]]
+        if "Called about invoice 42" in notes:
+            break
+        assert time.monotonic() < deadline, pops
+        await asyncio.sleep(0.1)
+    assert await talking == call_id
+    await supervisor.close()
+    await alice.close()
