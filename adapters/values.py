@@ -11,6 +11,10 @@ plain JSON.  The choices, made once here so every adapter agrees:
 * ``date``/``time`` -> ``isoformat()``; ``timedelta`` -> seconds (float).
 * ``UUID`` -> canonical string; ``bytes`` -> text when valid UTF-8, else hex.
 * non-finite floats -> None (JSON has no NaN); anything else unknown -> str.
+* containers nested deeper than ``MAX_DEPTH`` -> the string ``TOO_DEEP``: no
+  card needs it, and a structure nested near the interpreter's recursion
+  limit would load here but fail later, when the pop is encoded for the
+  agent's socket (the agent would get no pop at all).
 """
 from __future__ import annotations
 
@@ -21,9 +25,11 @@ from decimal import Decimal
 from typing import Any
 
 UTC_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+MAX_DEPTH = 32
+TOO_DEEP = "(nested too deep)"
 
 
-def jsonable(value: Any) -> Any:
+def jsonable(value: Any, _depth: int = 0) -> Any:
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
@@ -46,10 +52,12 @@ def jsonable(value: Any) -> Any:
             return raw.decode("utf-8")
         except UnicodeDecodeError:
             return raw.hex()
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [jsonable(v) for v in value]
+    if isinstance(value, (dict, list, tuple, set, frozenset)):
+        if _depth >= MAX_DEPTH:
+            return TOO_DEEP
+        if isinstance(value, dict):
+            return {str(k): jsonable(v, _depth + 1) for k, v in value.items()}
+        return [jsonable(v, _depth + 1) for v in value]
     return str(value)
 
 

@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from adapters.values import jsonable
 from customer_lookup.card import Person
 
 IDENTITY = {"name", "full_name", "first_name", "last_name", "company", "email", "vip", "flags"}
@@ -48,7 +49,7 @@ def _decode_json(record: dict[str, Any]) -> dict[str, Any]:
         value = out[column]
         if isinstance(value, str) and value[:1] in "[{":
             try:
-                out[column] = json.loads(value)
+                out[column] = jsonable(json.loads(value))  # depth capped: the pop must still encode
             except (ValueError, RecursionError):  # nested past the parser's depth: kept as text, never the whole card lost
                 pass
     return out
