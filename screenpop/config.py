@@ -96,6 +96,7 @@ class InteractionSettings:
     max_pending: int = 10000
     batch_size: int = 200
     flush_interval: float = 0.2
+    retry_max_seconds: float = 30.0  # longest wait between write attempts while the database is away
 
 
 @dataclass(slots=True)

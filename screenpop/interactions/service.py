@@ -61,6 +61,7 @@ class InteractionLog:
             max_pending=s.max_pending,
             batch_size=s.batch_size,
             flush_interval=s.flush_interval,
+            retry_max=s.retry_max_seconds,
         )
 
     async def get(self, call_id: str) -> InteractionRecord | None:

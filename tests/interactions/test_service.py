@@ -42,10 +42,12 @@ async def test_orchestrator_feeds_the_log(dsn, tmp_path):
             "SCREENPOP_INTERACTIONS__SPILL_PATH": str(tmp_path / "spill.jsonl"),
             "SCREENPOP_INTERACTIONS__FLUSH_INTERVAL": "0.02",
             "SCREENPOP_INTERACTIONS__DISPOSITIONS": "resolved, sale",
+            "SCREENPOP_INTERACTIONS__RETRY_MAX_SECONDS": "2.5",
         }
     )
     log = await InteractionLog.from_settings(settings)
     try:
+        assert log.writer.retry_max == 2.5  # the config reaches the writer
         orchestrator = Orchestrator(CardPerNumber(), Recorder(), writer=log.writer)
         events: list[CallEvent] = capture_events()
         for event in events:
