@@ -75,8 +75,14 @@ def make_engine(
             settings["default_transaction_read_only"] = "on"
         connect_args = {"server_settings": settings, "timeout": connect_timeout}
     if sqlite_path is not None and read_only:
-        kwargs = {"poolclass": AsyncAdaptedQueuePool, "pool_size": pool_size, "max_overflow": max_overflow,
-                  "pool_timeout": pool_timeout, "pool_recycle": SQLITE_RECYCLE_SECONDS}
+        # No reset (ROLLBACK) when a connection comes back: nothing is ever
+        # written through it, and pysqlite opens no transaction for a SELECT,
+        # so it was one more trip through aiosqlite's thread per fetch.  A
+        # connection costs a thread and a file handle, no server: the pool is
+        # twice the size asked for (a busy event loop makes each fetch hold
+        # its connection longer, and waiting for a free one is what delays).
+        kwargs = {"poolclass": AsyncAdaptedQueuePool, "pool_size": 2 * pool_size, "max_overflow": 2 * max_overflow,
+                  "pool_timeout": pool_timeout, "pool_recycle": SQLITE_RECYCLE_SECONDS, "pool_reset_on_return": None}
     elif sqlite_path is not None:
         kwargs = {"poolclass": NullPool}  # a writer (the seed): one connection, closed when done
     elif backend != "sqlite":  # in-memory SQLite gets a StaticPool: no sizing

@@ -92,8 +92,15 @@ class SqlSource:
             pool_timeout=record_timeout,
             application_name=f"screenpop-{name}",
         )
-        self._reader = self._engine.execution_options(isolation_level="AUTOCOMMIT")
+        # Record reads need no transaction.  On PostgreSQL AUTOCOMMIT saves the
+        # BEGIN/ROLLBACK around each fetch; a SQLite source is opened read-only
+        # and pysqlite never begins a transaction for a SELECT, while setting
+        # and resetting the level there costs two extra trips through
+        # aiosqlite's thread per fetch (each waits for a busy event loop).
+        sqlite = self._engine.dialect.name == "sqlite"
+        self._reader = self._engine if sqlite else self._engine.execution_options(isolation_level="AUTOCOMMIT")
         self._key_type: Callable[[str], Any] | None = None
+        self._detached: set[asyncio.Future] = set()  # fetches whose caller stopped waiting, still finishing
         self._where = make_url(dsn).render_as_string(hide_password=True)
 
     @classmethod
@@ -128,6 +135,29 @@ class SqlSource:
             raise self._error(exc, phase) from exc
 
     async def fetch(self, key: str) -> dict[str, Any] | None:
+        """The record of ``key`` (None: no such record).
+
+        A caller that stops waiting (the lookup's deadline cancels this) does
+        not cancel the query itself: it finishes in the background, bounded
+        by ``record_timeout``, and its connection goes back to the pool.  A
+        cancellation landing inside the pool's checkout or the driver's call
+        loses the connection instead (SQLAlchemy terminates it when the
+        garbage collector finds it), and the next fetch pays a new one."""
+        query = asyncio.ensure_future(self._fetch(key))
+        try:
+            return await asyncio.shield(query)
+        except asyncio.CancelledError:
+            if not query.done():
+                self._detached.add(query)
+                query.add_done_callback(self._settle_detached)
+            raise
+
+    def _settle_detached(self, query: asyncio.Future) -> None:
+        self._detached.discard(query)
+        if not query.cancelled():
+            query.exception()  # retrieved: nobody waits for it any more
+
+    async def _fetch(self, key: str) -> dict[str, Any] | None:
         phase = "connect"
         try:
             async with asyncio.timeout(self._record_timeout):
@@ -145,6 +175,9 @@ class SqlSource:
         return None if row is None else self._record(row._mapping)
 
     async def close(self) -> None:
+        for query in list(self._detached):
+            query.cancel()
+        await asyncio.gather(*self._detached, return_exceptions=True)
         await self._engine.dispose()
 
     # ---------------------------------------------------------------- private

@@ -49,6 +49,7 @@ from customer_lookup.phones import normalize
 log = logging.getLogger(__name__)
 
 LateCallback = Callable[[CustomerCard], Awaitable[None]]
+MAX_LATE_HISTORY = 16  # history queries past the deadline left to finish; more are cancelled
 
 
 class Source(Protocol):
@@ -99,6 +100,7 @@ class LookupService:
         self.index_heals = index_heals
         self._refreshing: dict[str, tuple[asyncio.Task, list[LateCallback]]] = {}
         self._background: set[asyncio.Task] = set()
+        self._late_history: set[asyncio.Future] = set()
 
     # ----------------------------------------------------------------- public
 
@@ -147,7 +149,7 @@ class LookupService:
         return patched
 
     async def close(self) -> None:
-        tasks = list(self._background) + [task for task, _ in self._refreshing.values()]
+        tasks = list(self._background) + list(self._late_history) + [task for task, _ in self._refreshing.values()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -321,13 +323,33 @@ class LookupService:
             await self._deliver(on_late, card, phone.key)
 
     async def _history(self, phone) -> list[dict]:
+        """Earlier calls, or [] when they do not come within the deadline.
+
+        A late query is not cancelled but left to finish (up to
+        ``MAX_LATE_HISTORY`` of them at once): cut mid-query it would lose
+        its pooled connection, and under load the reconnects made the next
+        queries later still."""
         if self.history is None or not phone.e164:
             return []
+        query = asyncio.ensure_future(self.history(phone.e164))
         try:
-            return await asyncio.wait_for(self.history(phone.e164), timeout=self.deadline)
+            return await asyncio.wait_for(asyncio.shield(query), timeout=self.deadline)
         except Exception as exc:
             log.warning("call history unavailable key=%s reason=%r", phone.key, _reason(exc))
+            if not query.done():
+                if len(self._late_history) >= MAX_LATE_HISTORY:
+                    query.cancel()
+                self._late_history.add(query)
+                query.add_done_callback(self._late_history_done)
             return []
+        except asyncio.CancelledError:
+            query.cancel()
+            raise
+
+    def _late_history_done(self, query: asyncio.Future) -> None:
+        self._late_history.discard(query)
+        if not query.cancelled():
+            query.exception()  # retrieved: nobody waits for it any more
 
     async def _build(self, caller_number, phone, records, statuses, history: list[dict]) -> CustomerCard:
         persons = merge(records, list(self.sources))

@@ -159,6 +159,26 @@ async def test_replaced_sqlite_file_is_read_anew(tmp_path):
         await source.close()
 
 
+async def test_a_fetch_its_caller_gave_up_on_finishes_and_keeps_its_connection():
+    source = SqlSource("crm", POSTGRES_DSN, PHONES, "SELECT pg_sleep(0.3), CAST(:key AS text) AS k")
+    opened = []
+    event.listen(source._engine.sync_engine, "connect", lambda *_: opened.append(1))
+    try:
+        assert (await source.fetch("1"))["k"] == "1"
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(source.fetch("2"), 0.05)  # the lookup's deadline
+        assert source._engine.pool.checkedout() == 1  # still running, not cut mid-query
+        for _ in range(100):
+            if source._engine.pool.checkedout() == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert source._engine.pool.checkedout() == 0 and not source._detached
+        assert (await source.fetch("3"))["k"] == "3"
+        assert len(opened) == 1  # the same pooled connection all along
+    finally:
+        await source.close()
+
+
 async def test_dropped_postgres_database_is_an_error_fast():
     dsn = await create_pg_database("sp_dropped")
     try:

@@ -408,6 +408,25 @@ async def test_card_with_a_gap_waits_for_its_sources_breaker():
     await service.close()
 
 
+async def test_late_call_history_is_left_to_finish_not_cut():
+    finished, started = [], []
+
+    async def history(e164):
+        started.append(e164)
+        await asyncio.sleep(0.3)
+        finished.append(e164)
+        return [{"call_id": "old"}]
+
+    service, sales, billing = await gap_service(history=history)
+    billing.fail = False
+    service.deadline = 0.05
+    card = await service.lookup("912345678")
+    assert card.person.history == [] and started == ["+34912345678"]  # the pop did not wait for it
+    await asyncio.sleep(0.4)
+    assert finished == ["+34912345678"] and not service._late_history
+    await service.close()
+
+
 async def test_pushed_balance_patches_cached_cards(world):
     balances = MemoryBalanceStore()
     service = await make_service(world[0], balances=balances)
