@@ -113,4 +113,4 @@ class Supervision:
                 await asyncio.sleep(5.0)
                 self._stats_wanted.set()
                 continue
-            self.service.stats_changed(changed)
+            self.service.stats_changed(changed, self.stats.agents_changed)

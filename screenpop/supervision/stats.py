@@ -130,10 +130,13 @@ class DayFigures:
         self.calls: dict[str, CallFigures] = {}
         self.queues: dict[str, QueueToday] = {}
         self.agents: dict[str, AgentToday] = {}
+        self.agents_touched: set[str] = set()  # agents whose figures the last update changed
 
     def update(self, rows: Iterable[Any]) -> set[str]:
-        """Take (new versions of) rows; returns the queues whose figures changed."""
+        """Take (new versions of) rows; returns the queues whose figures
+        changed (and leaves the agents in ``agents_touched``)."""
         touched: set[str] = set()
+        agents: set[str] = set()
         for row in rows:
             figures = CallFigures.from_row(row)
             old = self.calls.get(figures.call_id)
@@ -142,10 +145,13 @@ class DayFigures:
             if old is not None:
                 self._add(old, -1)
                 touched.add(old.queue or "")
+                agents.update(old.agents)
             self.calls[figures.call_id] = figures
             self._add(figures, 1)
             touched.add(figures.queue or "")
+            agents.update(figures.agents)
         touched.discard("")
+        self.agents_touched = agents
         return touched
 
     def _add(self, call: CallFigures, sign: int) -> None:
@@ -214,6 +220,8 @@ class StatsCache:
     _newest: datetime | None = field(default=None, init=False)
     _full_at: float = field(default=0.0, init=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+    # agents whose figures the last refresh changed: only their messages are rebuilt
+    agents_changed: set[str] = field(default_factory=set, init=False)
 
     def __post_init__(self) -> None:
         self.figures = DayFigures(self.threshold_for)
@@ -230,8 +238,10 @@ class StatsCache:
             start = day_start(now, self.tz)
             full = self.day != start or now - self._full_at >= self.full_every
             changed = set()
+            agents: set[str] = set()
             if full:
                 changed = set(self.figures.queues)
+                agents = set(self.figures.agents)
                 self.figures = DayFigures(self.threshold_for)
                 self.day, self._full_at, self._newest = start, now, None
                 after = None
@@ -242,6 +252,7 @@ class StatsCache:
                 if row["last_event_at"] is not None and (self._newest is None or row["last_event_at"] > self._newest):
                     self._newest = row["last_event_at"]
             changed |= self.figures.update(rows)
+            self.agents_changed = agents | self.figures.agents_touched
             log.debug("supervision stats refreshed full=%s rows=%d queues_changed=%d", full, len(rows), len(changed))
             return changed
 

@@ -138,3 +138,16 @@ async def test_notifier_coalesces_bursts_and_skips_repeats():
     await asyncio.sleep(0.3)
     assert len(sent) == 3
     notifier.close()
+
+
+def test_new_figures_rebuild_only_the_agents_whose_figures_changed():
+    service, changes, _ = build()
+    feed(service, capture_messages("burst_small"))
+    assert len(service.agent_ids()) >= 5
+    changes.queues.clear()
+    changes.agents.clear()
+    service.stats_changed({"sales"}, {"1002"})
+    assert changes.agents == {"1002"} and "sales" in changes.queues
+    changes.agents.clear()
+    service.stats_changed(set())  # not told which: every agent
+    assert changes.agents == set(service.agent_ids())

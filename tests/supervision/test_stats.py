@@ -112,10 +112,12 @@ async def test_figures_from_a_real_log_survive_a_restart(log_engine):
     await store.upsert([fold(events[:answered_at + 1])])
     assert await cache.refresh() == {"support"}
     assert cache.queue("support") == q(1, 1, 0, 1.0, None, 1.0)
+    assert cache.agents_changed == {"1001"}  # only the agent who answered: only its message is rebuilt
     await store.upsert([fold(events)])
     assert await cache.refresh() == {"support"}
     assert cache.queue("support") == q(1, 1, 0, 1.0, 4.5, 1.0)
     assert await cache.refresh() == set()  # nothing moved
+    assert cache.agents_changed == set()
 
     # the rest of the captures
     rest = [fold(evs) for cid, evs in events_of(*[c for c in CAPTURES if c != "support_answered"]).items()]
@@ -134,4 +136,5 @@ async def test_figures_from_a_real_log_survive_a_restart(log_engine):
     # the next day starts from nothing
     clock[0] = CAPTURE_DAY + 86400
     assert await cache.refresh() == {"support", "sales", "billing"}
+    assert cache.agents_changed >= {"1001", "1004", "1005"}  # a new day: everyone's figures went back to nothing
     assert cache.queue("support") == q(0, 0, 0, None, None, None) and cache.agent("1004")["answered"] == 0
