@@ -6,6 +6,7 @@ independent `websockets` clients as the agents' browsers."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 
@@ -79,7 +80,7 @@ async def records(engine, call_ids) -> dict[str, list[dict]]:
     """The interaction rows of these calls, as PostgreSQL holds them (a list per call: exactly one expected)."""
     async with engine.connect() as conn:
         rows = (await conn.execute(sa.text(
-            "SELECT call_id, answered_by, queue, ended_at, end_reason, agents_rung FROM interactions WHERE call_id = ANY(:ids)"),
+            "SELECT call_id, answered_by, queue, ended_at, end_reason, agents_rung, answer_times, transfers FROM interactions WHERE call_id = ANY(:ids)"),
             {"ids": list(call_ids)})).mappings().all()
     out: dict[str, list[dict]] = {c: [] for c in call_ids}
     for row in rows:
@@ -297,3 +298,41 @@ async def test_supervisors_notes_and_billing_pushes_work_from_any_node(cluster, 
     assert await talking == call_id
     await supervisor.close()
     await alice.close()
+
+
+async def test_traffic_over_three_nodes_every_pop_once_to_an_agent_that_was_rung(cluster, storage, simulator):
+    """Mixed traffic (ring-all, linear, transfers, abandons) for a few seconds
+    with the five agents spread over the three nodes: each pop arrives once,
+    only at an agent the interaction log says was rung (or transferred to),
+    and every call is logged once and ended."""
+    from tests.cluster.nodes import drain
+
+    await cluster.ingester()
+    nodes = list(cluster.nodes.values())
+    agents = ["1001", "1002", "1003", "1004", "1005"]
+    sockets = {agent: await nodes[i % 3].socket(f"agent{agent}") for i, agent in enumerate(agents)}
+    received: dict[str, list[dict]] = {agent: [] for agent in agents}
+
+    async def listen(agent):
+        while True:
+            received[agent].extend(await drain(sockets[agent], 0.5))
+
+    listeners = [asyncio.create_task(listen(agent)) for agent in agents]
+    callers = [(ANA, "Ana Garcia"), ("+14155550100", "Bob Smith"), (None, None), ("912345680", None)]
+    placed = await simulator.run_traffic(2.0, callers, duration=4.0, speed=4.0)
+    await asyncio.sleep(1.5)  # the last retracts and ends travel over the bus
+    for task in listeners:
+        task.cancel()
+    assert placed >= 6
+
+    pops = [(agent, m["call_id"]) for agent, messages in received.items() for m in messages if m["type"] == "pop"]
+    assert pops, "no pop at all"
+    assert len(pops) == len(set(pops)), "a pop was delivered twice"
+    logged = await logged_and_ended(storage[1], {call_id for _, call_id in pops})
+    assert all(len(rows) == 1 and rows[0]["ended_at"] is not None for rows in logged.values()), logged
+    for agent, call_id in pops:
+        row = logged[call_id][0]
+        rung = set(row["agents_rung"] or []) | {t.get("to_agent") for t in row["transfers"] or []}
+        assert agent in rung or agent == logged[call_id][0]["answered_by"], json.dumps([agent, call_id, dict(logged[call_id][0]), [m for m in received[agent] if m.get("call_id") == call_id]], default=str)
+    for ws in sockets.values():
+        await ws.close()
