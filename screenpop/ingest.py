@@ -12,7 +12,7 @@ import asyncio
 import logging
 from typing import Any, Callable
 
-from screenpop.cluster.bus import EVENTS, SUPERVISORS
+from screenpop.cluster.bus import AGENTS, EVENTS, SUPERVISORS
 from screenpop.config import Settings
 from screenpop.metrics import ServiceMetrics
 
@@ -28,8 +28,6 @@ class BusDelivery:
         self.bus = bus
 
     def send_to_agent(self, agent_id: str, message: dict[str, Any]) -> int:
-        from screenpop.cluster.bus import AGENTS
-
         self.bus.publish(AGENTS, {"agent": agent_id, "message": message})
         return 1
 

@@ -164,6 +164,12 @@ async def test_sigkill_of_the_ingester_mid_call_loses_and_duplicates_nothing(clu
     took = time.monotonic() - killed_at
     assert took < 10, f"takeover took {took:.1f}s"
 
+    # Alice opens a second tab on another node: the call in progress is replayed there
+    second_tab = await others[1].socket("agent1001")
+    replayed = await collect(second_tab, lambda m: m["type"] == "pop" and m["call_id"] == call_id, timeout=5)
+    assert replayed[-1]["state"] == "answered" and replayed[-1]["card"]["e164"] == ANA
+    await second_tab.close()
+
     # a call placed after the takeover pops Bob once
     after = await simulator.place_call("queue_answered", "+14155550100", "Bob Smith", queue="sales", agents=["1002"],
                                        speed=10)
