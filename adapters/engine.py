@@ -148,6 +148,15 @@ def async_url(dsn: str | URL) -> URL:
     return url
 
 
+def sqlite_file(dsn: str | URL) -> str | None:
+    """The absolute path of the SQLite file a DSN names (None: not a SQLite
+    file, e.g. in memory, a URI we leave alone, or another database)."""
+    url = async_url(dsn)
+    if url.get_backend_name() != "sqlite":
+        return None
+    return _sqlite_url(url, read_only=False)[1]
+
+
 def _sqlite_url(url: URL, read_only: bool) -> tuple[URL, str | None]:
     """The URL to open and the file it names (None: in memory or a URI we leave alone)."""
     database = url.database or ""

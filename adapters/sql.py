@@ -37,10 +37,12 @@ from typing import Any, AsyncIterator, Callable, Iterable
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import make_url
 
 from adapters.base import SourceError
-from adapters.engine import make_engine
+from adapters.engine import make_engine, sqlite_file
+from adapters.sqlite_reader import ConnectFailed, SqliteReader
 from adapters.values import jsonable, jsonable_row
 
 log = logging.getLogger(__name__)
@@ -100,6 +102,12 @@ class SqlSource:
         sqlite = self._engine.dialect.name == "sqlite"
         self._reader = self._engine if sqlite else self._engine.execution_options(isolation_level="AUTOCOMMIT")
         self._key_type: Callable[[str], Any] | None = None
+        # A SQLite file's records are read in one trip to a worker thread
+        # (adapters.sqlite_reader); the phone scan stays on the engine.
+        path = sqlite_file(dsn)
+        self._sqlite = None if path is None else SqliteReader(
+            path, str(self._record_sql.compile(dialect=sqlite_dialect.dialect(paramstyle="named"))),
+            name=name, workers=pool_size, busy_timeout=max(record_timeout, 1.0))
         self._detached: set[asyncio.Future] = set()  # fetches whose caller stopped waiting, still finishing
         self._where = make_url(dsn).render_as_string(hide_password=True)
 
@@ -158,6 +166,8 @@ class SqlSource:
             query.exception()  # retrieved: nobody waits for it any more
 
     async def _fetch(self, key: str) -> dict[str, Any] | None:
+        if self._sqlite is not None:
+            return await self._fetch_sqlite(key)
         phase = "connect"
         try:
             async with asyncio.timeout(self._record_timeout):
@@ -174,10 +184,23 @@ class SqlSource:
             raise self._error(exc, phase) from exc
         return None if row is None else self._record(row._mapping)
 
+    async def _fetch_sqlite(self, key: str) -> dict[str, Any] | None:
+        try:
+            async with asyncio.timeout(self._record_timeout):
+                row = await self._sqlite.first_row({"key": key})
+        except ConnectFailed as exc:
+            log.debug("source %s failed in connect", self.name, exc_info=exc)
+            raise SourceError(f"database unavailable: {exc}", source=self.name) from exc
+        except Exception as exc:
+            raise self._error(exc, "record_query") from exc
+        return None if row is None else self._record(row)
+
     async def close(self) -> None:
         for query in list(self._detached):
             query.cancel()
         await asyncio.gather(*self._detached, return_exceptions=True)
+        if self._sqlite is not None:
+            await self._sqlite.close()
         await self._engine.dispose()
 
     # ---------------------------------------------------------------- private

@@ -125,20 +125,33 @@ async def test_deleted_sqlite_file_is_an_error_fast(tmp_path):
     assert not (tmp_path / "gone.sqlite3").exists()  # read-only: never recreated empty
 
 
-async def test_sqlite_fetches_reuse_pooled_connections(tmp_path):
+async def test_sqlite_fetches_reuse_their_connections(tmp_path):
+    dsn = f"sqlite+aiosqlite:///{tmp_path}/pooled.sqlite3"
+    await _make_people(dsn)
+    source = SqlSource("crm", dsn, PHONES, RECORD)
+    try:
+        for _ in range(20):
+            assert (await source.fetch("1"))["name"] == "Ana"
+        assert 1 <= len(source._sqlite._open) <= 2  # not one per fetch (the thread pool may start a second worker)
+        assert all(r["name"] == "Ana" for r in await asyncio.gather(*(source.fetch("1") for _ in range(12))))
+        assert 1 <= len(source._sqlite._open) <= 4  # at most one per worker thread
+    finally:
+        await source.close()
+    assert source._sqlite._open == []
+
+
+async def test_sqlite_phone_scans_reuse_pooled_connections(tmp_path):
     dsn = f"sqlite+aiosqlite:///{tmp_path}/pooled.sqlite3"
     await _make_people(dsn)
     source = SqlSource("crm", dsn, PHONES, RECORD)
     opened = []
     event.listen(source._engine.sync_engine, "connect", lambda *_: opened.append(1))
     try:
-        for _ in range(20):
-            assert (await source.fetch("1"))["name"] == "Ana"
-        await asyncio.gather(*(source.fetch("1") for _ in range(6)))
+        for _ in range(5):
+            assert len([row async for row in source.iter_phones()]) == 1
     finally:
         await source.close()
-    # one connection for the sequential fetches; at most the pool (4 + 4) for the burst
-    assert 1 <= len(opened) <= 8
+    assert len(opened) == 1
 
 
 async def test_replaced_sqlite_file_is_read_anew(tmp_path):

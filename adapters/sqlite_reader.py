@@ -1,0 +1,93 @@
+"""Record reads on a read-only SQLite file, one trip to a worker thread each.
+
+Why not SQLAlchemy on aiosqlite, as for the phone scan: every step of a
+fetch through it (checkout, cursor, execute, fetch, close, rollback) is its
+own trip to aiosqlite's thread and back through the event loop, five to
+eight per record.  Under load each trip waits for the busy loop, so a 1 ms
+query took hundreds of milliseconds, missed the lookup's deadline and opened
+the breaker.  Here the whole read (open if needed, query, first row) is one
+function run on a small thread pool, and the loop is woken once.
+
+Each worker thread keeps its own connection to the file (read-only URI, so
+a missing file is an error, never a new empty database).  A connection is
+used only while the path is still the file it opened (device and inode): a
+file that was replaced or removed is opened anew, or fails plainly.
+"""
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import quote
+
+from adapters.engine import file_identity
+
+
+class ConnectFailed(Exception):
+    """The file could not be opened (missing, unreadable): the source is down,
+    not its query."""
+
+
+class SqliteReader:
+    def __init__(self, path: str, sql: str, *, name: str = "sqlite", workers: int = 4, busy_timeout: float = 5.0):
+        self.path = path
+        self.sql = sql
+        self.busy_timeout = busy_timeout
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"sqlite-{name}")
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._open: list[sqlite3.Connection] = []
+
+    async def first_row(self, params: dict[str, Any]) -> dict[str, Any] | None:
+        """The query's first row as a mapping of column to value (None: no row)."""
+        future = self._executor.submit(self._read, params)
+        return await asyncio.wrap_future(future)
+
+    async def close(self) -> None:
+        """Wait for reads in progress (each bounded by the busy timeout), then
+        close every thread's connection."""
+        await asyncio.get_running_loop().run_in_executor(None, lambda: self._executor.shutdown(wait=True, cancel_futures=True))
+        with self._lock:
+            conns, self._open = self._open, []
+        for conn in conns:
+            conn.close()
+
+    # ------------------------------------------------------------ worker side
+
+    def _read(self, params: dict[str, Any]) -> dict[str, Any] | None:
+        conn = self._connection()
+        cursor = conn.execute(self.sql, params)
+        try:
+            row = cursor.fetchone()
+            if row is None:
+                return None
+            return dict(zip([d[0] for d in cursor.description], row))
+        finally:
+            cursor.close()
+
+    def _connection(self) -> sqlite3.Connection:
+        current = file_identity(self.path)
+        held = getattr(self._local, "held", None)
+        if held is not None and held[1] != current:
+            self._forget(held[0])
+            held = self._local.held = None
+        if held is None:
+            if current is None:
+                raise ConnectFailed(f"SQLite file {self.path} does not exist")
+            try:
+                conn = sqlite3.connect(f"file:{quote(self.path)}?mode=ro", uri=True, timeout=self.busy_timeout,
+                                       check_same_thread=False)
+            except sqlite3.Error as exc:
+                raise ConnectFailed(str(exc)) from exc
+            with self._lock:
+                self._open.append(conn)
+            held = self._local.held = (conn, current)
+        return held[0]
+
+    def _forget(self, conn: sqlite3.Connection) -> None:
+        with self._lock:
+            if conn in self._open:
+                self._open.remove(conn)
+        conn.close()
