@@ -32,9 +32,14 @@ class Supervision:
         writer=None,
         agents: AgentResolver | None = None,
         tick_seconds: float = 1.0,
-        stats_min_interval: float = 0.5,
+        stats_min_interval: float = 2.0,
     ):
-        """``delivery`` has ``send_to_supervisors`` (the hub); ``engine`` is the
+        """``stats_min_interval``: the day's figures are read at most this
+        often (each read flushes the interaction writer and folds every call
+        that moved; at 0.5 s and 50 calls/s that was a visible share of the
+        service's CPU, and supervisors do not need the day's totals faster).
+
+        ``delivery`` has ``send_to_supervisors`` (the hub); ``engine`` is the
         interaction log's (None: no day figures); ``writer`` is flushed before
         each read so the call that just ended is counted."""
         self.settings = settings

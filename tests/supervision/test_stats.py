@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -138,3 +138,21 @@ async def test_figures_from_a_real_log_survive_a_restart(log_engine):
     assert await cache.refresh() == {"support", "sales", "billing"}
     assert cache.agents_changed >= {"1001", "1004", "1005"}  # a new day: everyone's figures went back to nothing
     assert cache.queue("support") == q(0, 0, 0, None, None, None) and cache.agent("1004")["answered"] == 0
+
+
+async def test_a_call_in_progress_whose_events_did_not_move_is_not_read_again(log_engine):
+    from screenpop.supervision.stats import read_rows
+
+    store = InteractionStore(log_engine)
+    events = events_of("support_answered")["1795383106.0"]
+    answered_at = next(i for i, e in enumerate(events) if e.type == "call.answered")
+    await store.upsert([fold(events[:answered_at + 1])])  # answered, not ended
+    cache = StatsCache(log_engine, lambda queue: 20.0, clock=lambda: CAPTURE_DAY, overlap=5.0)
+    await cache.refresh()
+    start = day_start(CAPTURE_DAY)
+    newest = cache._newest
+    assert [r["call_id"] for r in await read_rows(log_engine, start, newest)] == ["1795383106.0"]
+    later = newest + timedelta(seconds=6)
+    assert await read_rows(log_engine, start, later) == []  # in progress, but nothing moved since
+    await store.upsert([fold(events)])  # it ends: its newest event moves, so it is read again
+    assert await cache.refresh() == {"support"} and cache.queue("support")["avg_talk_seconds"] == 4.5
