@@ -23,6 +23,11 @@ log = logging.getLogger(__name__)
 Message = dict[str, Any]
 
 
+def message_fingerprint(message: Message) -> str:
+    return json.dumps({k: v for k, v in message.items() if k not in ("updated_at", "wait_seconds")},
+                      sort_keys=True, default=str)
+
+
 class Notifier:
     def __init__(
         self,
@@ -31,7 +36,11 @@ class Notifier:
         build_agent: Callable[[str], Message | None],
         *,
         interval: float = 0.25,
+        fingerprint: Callable[[Message], str] | None = None,
     ):
+        """``fingerprint(message)``: what must differ for the message to be sent
+        again (default: its JSON, ``updated_at`` and ``wait_seconds`` aside)."""
+        self.fingerprint = fingerprint or message_fingerprint
         self.send = send
         self.build_queue = build_queue
         self.build_agent = build_agent
@@ -70,8 +79,7 @@ class Notifier:
                     continue
                 if message is None:
                     continue
-                fingerprint = json.dumps({k: v for k, v in message.items() if k not in ("updated_at", "wait_seconds")},
-                                         sort_keys=True, default=str)
+                fingerprint = self.fingerprint(message)
                 if self._last.get((kind, key)) == fingerprint:
                     continue
                 self._last[(kind, key)] = fingerprint

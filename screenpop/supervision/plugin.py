@@ -54,6 +54,7 @@ class Supervision:
         self.service = SupervisionService(settings, self.monitor, stats=self.stats, notify=self._mark,
                                           want_stats=self._stats_wanted.set)
         self.notifier = Notifier(delivery.send_to_supervisors, self.service.queue_message, self.service.agent_message,
+                                 fingerprint=self.service.fingerprint,
                                  interval=settings.push_interval_seconds)
         self._tasks: list[asyncio.Task] = []
 

@@ -19,6 +19,7 @@ from typing import Any, Callable
 from screenpop.config import SupervisionSettings
 from telephony.events import CallAbandoned, CallAnswered, CallEnded, CallEvent, CallQueued, CallRinging
 from telephony.link import LinkDown, LinkUp, Snapshot
+from screenpop.supervision.notifier import message_fingerprint
 from telephony.queues import Changes, QueueMonitor
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class CallInfo:
     customer_name: str | None = None
     vip: bool = False
     card: dict[str, Any] | None = None
+    card_rev: int = 0  # bumped with every new card: stands for the card in fingerprints
 
 
 class _NoStats:
@@ -128,6 +130,7 @@ class SupervisionService:
         info.customer_name = (person.name or person.company) if person is not None else None
         info.vip = bool(person is not None and person.vip)
         info.card = card.to_dict() if hasattr(card, "to_dict") else card
+        info.card_rev += 1
         queues, agents = self.monitor.involved_in(call_id)
         self._notify(Changes(queues, agents))
 
@@ -228,6 +231,17 @@ class SupervisionService:
             "pause_reason": view.pause_reason, "since": iso(view.since), "queues": view.queues, "call": call,
             "today": self.stats.agent(agent_id), "updated_at": iso(self.now()),
         }
+
+    def fingerprint(self, message: dict[str, Any]) -> str:
+        """The notifier's "did it change" key: an agent's call card stands as
+        its call id and revision, not its JSON (a card is several KB, and every
+        agent message showing a call was serialized sorted just to compare)."""
+        call = message.get("call")
+        if isinstance(call, dict) and call.get("card") is not None:
+            info = self._calls.get(call["call_id"]) or self._recent.get(call["call_id"])
+            rev = info.card_rev if info is not None and info.card is call["card"] else id(call["card"])
+            message = {**message, "call": {**call, "card": f"rev {rev}"}}
+        return message_fingerprint(message)
 
     def queue_messages(self) -> list[dict[str, Any]]:
         return [m for m in (self.queue_message(n) for n in self.queue_names()) if m is not None]

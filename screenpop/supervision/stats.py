@@ -201,7 +201,9 @@ async def read_rows(engine: AsyncEngine, since: datetime, changed_after: datetim
         where.append(c.last_event_at >= changed_after)
     query = select(*[c[name] for name in COLUMNS]).where(and_(*where))
     async with engine.connect() as conn:
-        return [dict(row._mapping) for row in await conn.execute(query)]
+        result = await conn.execute(query)
+        keys = list(result.keys())
+        return [dict(zip(keys, row)) for row in result]  # not row._mapping: its key view was built per row
 
 
 @dataclass

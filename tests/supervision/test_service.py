@@ -151,3 +151,16 @@ def test_new_figures_rebuild_only_the_agents_whose_figures_changed():
     changes.agents.clear()
     service.stats_changed(set())  # not told which: every agent
     assert changes.agents == set(service.agent_ids())
+
+
+def test_an_agent_message_fingerprint_follows_its_card_without_serializing_it():
+    service, _, _ = build()
+    feed(service, capture_messages("support_answered"), until=lambda m: m.get("Event") == "AgentConnect")
+    agent = next(a for a in service.agent_ids() if (service.agent_message(a) or {}).get("call"))
+    call_id = service.agent_message(agent)["call"]["call_id"]
+    service.on_card(call_id, {"status": "known", "persons": [{"name": "Zoe Cardholder"}]})
+    first = service.fingerprint(service.agent_message(agent))
+    assert service.fingerprint(service.agent_message(agent)) == first  # nothing changed: not sent again
+    assert "Zoe" not in first
+    service.on_card(call_id, {"status": "known", "persons": [{"name": "Zoe Cardholder", "vip": True}]})  # late data
+    assert service.fingerprint(service.agent_message(agent)) != first
