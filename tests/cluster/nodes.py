@@ -43,18 +43,25 @@ def toml_value(value) -> str:
 
 
 def write_config(path: Path, *, ami_port: int, storage_dsn: str, redis_url: str, prefix: str, sources, lease_seconds=2.0,
-                 index_check_seconds=30.0) -> Path:
-    lines = [
-        "[ami]", 'host = "127.0.0.1"', f"port = {ami_port}", 'username = "screenpop"',
-        "reconnect_min = 0.05", "reconnect_max = 0.5", "ping_interval = 2.0", "ping_timeout = 2.0",
-        "[agents]", "patterns = " + toml_value([r"^Local/(?P<agent>\d+)@agents\b", r"^(?:PJSIP|SIP)/(?P<agent>\d{2,8})(?:-[0-9a-fA-F]+)?$"]),
-        "[lookup]", "deadline_ms = 2000", f"redis_prefix = {toml_value(prefix)}", f"index_check_seconds = {index_check_seconds}",
-        "[storage]", f"dsn = {toml_value(storage_dsn)}",
-        "[interactions]", "flush_interval = 0.05",
-        "[bus]", f"redis_url = {toml_value(redis_url)}", f"lease_seconds = {lease_seconds}", "ami_grace_seconds = 30",
-        "[auth]", "socket_recheck_seconds = 5",
-        "[web]", 'host = "127.0.0.1"', "port = 0",
-    ]
+                 index_check_seconds=30.0, overrides: dict[str, dict] | None = None) -> Path:
+    """A node's TOML: test-friendly timings, unless ``overrides`` (section -> keys) says otherwise."""
+    sections: dict[str, dict] = {
+        "ami": {"host": "127.0.0.1", "port": ami_port, "username": "screenpop", "reconnect_min": 0.05,
+                "reconnect_max": 0.5, "ping_interval": 2.0, "ping_timeout": 2.0},
+        "agents": {"patterns": [r"^Local/(?P<agent>\d+)@agents\b", r"^(?:PJSIP|SIP)/(?P<agent>\d{2,8})(?:-[0-9a-fA-F]+)?$"]},
+        "lookup": {"deadline_ms": 2000, "redis_prefix": prefix, "index_check_seconds": index_check_seconds},
+        "storage": {"dsn": storage_dsn},
+        "interactions": {"flush_interval": 0.05},
+        "bus": {"redis_url": redis_url, "lease_seconds": lease_seconds, "ami_grace_seconds": 30},
+        "auth": {"socket_recheck_seconds": 5},
+        "web": {"host": "127.0.0.1", "port": 0},
+    }
+    for section, keys in (overrides or {}).items():
+        sections.setdefault(section, {}).update(keys)
+    lines = []
+    for section, keys in sections.items():
+        lines.append(f"[{section}]")
+        lines += [f"{key} = {toml_value(value)}" for key, value in keys.items()]
     for source in sources:
         lines.append("[[sources]]")
         for key in ("name", "kind", "dsn", "phones_query", "record_query", "fields"):
@@ -121,16 +128,17 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, config: Path, folder: Path):
+    def __init__(self, config: Path, folder: Path, *, secret: str = SECRET):
         self.config = config
         self.folder = folder
+        self.secret = secret
         self.nodes: dict[str, Node] = {}
         self.http = aiohttp.ClientSession()
 
     def start(self, name: str) -> Node:
         port = free_port()
         log = self.folder / f"{name}.log"
-        env = {**os.environ, "SCREENPOP_AMI__SECRET": SECRET, "SCREENPOP_BUS__NODE_ID": name,
+        env = {**os.environ, "SCREENPOP_AMI__SECRET": self.secret, "SCREENPOP_BUS__NODE_ID": name,
                "SCREENPOP_BILLING__TOKEN": BILLING_TOKEN}
         process = subprocess.Popen([SCREENPOP, "--config", str(self.config), "--log-level", "info", "serve", "--port", str(port)],
                                    stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env, cwd=self.folder)
