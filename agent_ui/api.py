@@ -17,6 +17,8 @@ from aiohttp import web
 from agent_ui.jsonio import BadRequest, json_error, read_json_object
 
 from screenpop.interactions.validate import InteractionNotFound
+from screenpop.security.audit import CARD_VIEWED, NOTE_ADDED, OUTCOME_SET, customer_of_keys
+from screenpop.security.privacy import NO_MASKING, PrivacyRules
 
 log = logging.getLogger(__name__)
 
@@ -111,12 +113,32 @@ def _guarded(handler):
 
 
 def setup(app: web.Application, add_route: AddRoute, *, interactions, orchestrator, ui: UiConfig,
-          on_note: Callable[[str, dict], Awaitable[None] | None] | None = None) -> None:
+          on_note: Callable[[str, dict], Awaitable[None] | None] | None = None,
+          privacy: PrivacyRules = NO_MASKING, audit=None, remote: Callable[[web.Request], str] | None = None) -> None:
     """Add the API routes.  ``interactions`` is the interaction log (store and
     writer), ``orchestrator`` the live call state (async ``calls_snapshot``
     and ``pops_for``: the node's :class:`~screenpop.cluster.views.LiveView`); ``on_note`` tells the live
-    side a note was added (so a transfer carries it to the next agent)."""
+    side a note was added (so a transfer carries it to the next agent).
+
+    ``privacy``: the ``[privacy]`` masking rules, applied to every response by
+    the caller's role (and to notes before they are stored); ``audit``: an
+    :class:`~screenpop.security.audit.AuditTrail` told who opened which call's
+    card and who changed which record (queued, never awaited)."""
     store = interactions.store
+    remote = remote or (lambda request: request.remote or "-")
+
+    def shown(request: web.Request, data: Any) -> Any:
+        return privacy.view(data, _user(request).role)
+
+    def audited(request: web.Request, action: str, record: Any, **detail: Any) -> None:
+        if audit is None:
+            return
+        user = _user(request)
+        if user.agent_id:
+            detail["agent_id"] = user.agent_id
+        audit.record(user.username, action, "call", getattr(record, "call_id", None) or request.match_info["call_id"],
+                     actor_role=user.role, customer=customer_of_keys(getattr(record, "customer_keys", None)),
+                     remote=remote(request), detail=detail)
 
     async def written(call_id: str, action):
         """Run ``action`` on the stored call; a call that just ended may still
@@ -137,13 +159,14 @@ def setup(app: web.Application, add_route: AddRoute, *, interactions, orchestrat
             since=since, until=_day_after(until),  # "until" a day includes that day
             disposition=_text(q, "disposition", 64),
             limit=_int(q, "limit", 50, 1, 200), offset=_int(q, "offset", 0, 0, 100_000))
-        return web.json_response({"items": [_record(r) for r in result.items], "total": result.total})
+        return web.json_response({"items": [shown(request, _record(r)) for r in result.items], "total": result.total})
 
     async def get_one(request: web.Request) -> web.Response:
         record = await interactions.get(_call_id(request))
         if record is None:
             return json_error(404, "no such call")
-        return web.json_response(_record(record))
+        audited(request, CARD_VIEWED, record)
+        return web.json_response(shown(request, _record(record)))
 
     async def set_outcome(request: web.Request) -> web.Response:
         call_id = _call_id(request)
@@ -152,37 +175,40 @@ def setup(app: web.Application, add_route: AddRoute, *, interactions, orchestrat
         # the date) and raises InvalidInput with the reason: a 400 here.
         # Absent, null and "" mean "none" there; anything else is checked as sent
         # (a falsy {} or 0 must be refused, not taken for "none").
-        disposition, notes, follow_up = body["disposition"], body.get("notes"), body.get("follow_up")
+        disposition, notes, follow_up = body["disposition"], privacy.on_save(body.get("notes")), body.get("follow_up")
         user = _user(request)
         record = await written(call_id, lambda: store.set_outcome(
             call_id, disposition, notes=notes, follow_up=follow_up, by_user=user.username))
-        return web.json_response(_record(record))
+        audited(request, OUTCOME_SET, record, disposition=disposition, follow_up=str(follow_up) if follow_up else None,
+                note_chars=len(notes) if isinstance(notes, str) else 0)
+        return web.json_response(shown(request, _record(record)))
 
     async def add_note(request: web.Request) -> web.Response:
         call_id = _call_id(request)
         body = await read_json(request, allowed={"text"}, required={"text"})
-        text = body["text"]  # the store checks it (InvalidInput: a 400 with the reason)
+        text = privacy.on_save(body["text"])  # the store checks it (InvalidInput: a 400 with the reason)
         user = _user(request)
         note = await written(call_id, lambda: store.add_note(call_id, user.username, text))
         note = _plain(note)
+        audited(request, NOTE_ADDED, None, note_chars=len(text))
         if on_note is not None:
             result = on_note(call_id, note)
             if result is not None:
                 await result
-        return web.json_response(note, status=201)
+        return web.json_response(shown(request, note), status=201)
 
     async def calls(request: web.Request) -> web.Response:
         user = _user(request)
         items = await orchestrator.calls_snapshot()
         if user.role == "agent":
             items = [c for c in items if user.agent_id in c["agents"]]
-        return web.json_response({"items": items})
+        return web.json_response({"items": privacy.view_all(items, user.role)})
 
     async def pops(request: web.Request) -> web.Response:
         user = _user(request)
         if not user.agent_id:
             return json_error(403, "this account has no agent id")
-        return web.json_response({"items": await orchestrator.pops_for(user.agent_id)})
+        return web.json_response({"items": privacy.view_all(await orchestrator.pops_for(user.agent_id), user.role)})
 
     async def ui_config(request: web.Request) -> web.Response:
         user = _user(request)

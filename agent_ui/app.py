@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from agent_ui import access, api, auth, billing, jsonio, openapi, pages, supervisor_pages, ws
-from agent_ui.tokens import BearerTokens
+from agent_ui import access, api, audit_api, auth, billing, jsonio, openapi, pages, supervisor_pages, ws
 from screenpop.metrics import CONTENT_TYPE_LATEST
+from screenpop.security.plugin import SECURITY, Security
 from screenpop.supervision import http as supervision_http
 from screenpop.supervision import openapi as supervision_openapi
 
@@ -24,8 +24,17 @@ if TYPE_CHECKING:
 def build_app(service: ScreenpopService) -> web.Application:
     s = service.settings
     app = web.Application(client_max_size=256 * 1024, middlewares=[jsonio.json_http_errors])
-    tokens = BearerTokens([s.billing.token] if s.billing.token else [])
+    # Billing tokens: the config file's and the database's (revocable, reloaded
+    # every [security] token_cache_seconds); audit trail; [privacy] masking.
+    security = Security.build(s, getattr(service.interactions, "engine", None))
+    security.attach(app)
+    app[SECURITY] = security
+    tokens = security.billing_tokens
     authenticator = auth.Authenticator(service.accounts, s.auth, tokens)
+
+    def remote(request: web.Request) -> str:
+        return auth.client_address(request, s.auth)
+
     registry = access.setup(app, authenticator)
     add_route = registry.add
     auth.add_routes(app, add_route)
@@ -35,7 +44,8 @@ def build_app(service: ScreenpopService) -> web.Application:
     supervisor_pages.add_supervisor_routes(app, add_route)
     api.setup(app, add_route, interactions=service.interactions, orchestrator=service.live,
               ui=api.UiConfig(dispositions=dispositions, create_contact_url=contact_url or ""),
-              on_note=service.live.add_note)
+              on_note=service.live.add_note, privacy=security.privacy, audit=security.audit, remote=remote)
+    audit_api.setup(add_route, security.audit_store, security.audit, remote=remote)
 
     billing.setup(app, tokens=tokens, balances=service.lookup.balances,
                   on_balance=lambda balance: service.lookup.on_balance(balance, service.live.card_changed))
@@ -55,6 +65,7 @@ def build_app(service: ScreenpopService) -> web.Application:
     document = openapi.spec()
     document["paths"].update(supervision_openapi.paths())
     document["components"]["schemas"].update(supervision_openapi.schemas())
+    document["paths"].update(audit_api.openapi_paths())
 
     async def openapi_json(request: web.Request) -> web.Response:
         return web.json_response(document)

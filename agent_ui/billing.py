@@ -25,7 +25,8 @@ OnBalance = Callable[[PushedBalance], Awaitable[int]]
 
 def setup(app: web.Application, *, tokens: BearerTokens, balances, on_balance: OnBalance) -> None:
     async def put_balance(request: web.Request) -> web.Response:
-        if not tokens.check(request.headers.get("Authorization")):
+        authorization = request.headers.get("Authorization")
+        if not tokens.check(authorization):
             log.warning("billing push refused reason=bad-token remote=%s", request.remote)
             return json_error(401, "a valid bearer token is required", **{"WWW-Authenticate": 'Bearer realm="billing"'})
         try:
@@ -47,7 +48,9 @@ def setup(app: web.Application, *, tokens: BearerTokens, balances, on_balance: O
         except Exception:
             log.exception("billing push stored but cards not refreshed account=%s", account)
             updated = 0
-        log.info("billing push account=%s balance=%s currency=%s cards_updated=%d", account, balance.balance, balance.currency, updated)
+        identify = getattr(tokens, "identify", None)  # the token's name (never the token), when the tokens have names
+        log.info("billing push account=%s balance=%s currency=%s cards_updated=%d token=%s", account, balance.balance,
+                 balance.currency, updated, identify(authorization) if identify else "-")
         return web.json_response({"account": account, "balance": balance.balance, "currency": balance.currency, "as_of": balance.as_of, "cards_updated": updated})
 
     app.router.add_put(ROUTE, put_balance)

@@ -179,6 +179,37 @@ class SupervisionSettings:
 
 
 @dataclass(slots=True)
+class PrivacySettings:
+    """PII masking (screenpop.security.privacy): card numbers in notes, phone
+    numbers shown partially to some roles."""
+
+    mask_card_numbers: bool = True  # Luhn-valid 13-19 digit runs in notes shown as ************1111
+    mask_cards_on_save: bool = True  # and masked before they are stored (no PAN in the database)
+    partial_phone_roles: list[str] = field(default_factory=list)  # e.g. ["agent"]: these roles see +34*******222
+    phone_visible_digits: int = 4
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.partial_phone_roles) - {"agent", "supervisor", "admin"})
+        if unknown:
+            raise ConfigError(f"privacy.partial_phone_roles: unknown role(s) {unknown}; roles are agent, supervisor, admin")
+        if not 0 <= self.phone_visible_digits <= 8:
+            raise ConfigError("privacy.phone_visible_digits must be between 0 and 8")
+
+
+@dataclass(slots=True)
+class SecuritySettings:
+    """Integration tokens kept in the database and the audit log (screenpop.security)."""
+
+    token_cache_seconds: float = 5.0  # how soon a token created or revoked elsewhere counts on this node
+    audit_max_pending: int = 10000  # audit entries queued while the database is unreachable
+    audit_flush_interval: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.token_cache_seconds <= 0 or self.audit_flush_interval <= 0 or self.audit_max_pending < 1:
+            raise ConfigError("security: token_cache_seconds and audit_flush_interval must be > 0, audit_max_pending >= 1")
+
+
+@dataclass(slots=True)
 class Settings:
     ami: AmiSettings = field(default_factory=AmiSettings)
     agents: AgentSettings = field(default_factory=AgentSettings)
@@ -192,6 +223,8 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     pop: PopSettings = field(default_factory=PopSettings)
     supervision: SupervisionSettings = field(default_factory=SupervisionSettings)
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
 
 
 def load_settings(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> Settings:

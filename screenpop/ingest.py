@@ -46,7 +46,9 @@ def supervisor_key(message: dict[str, Any]) -> str | None:
 
 
 class Ingest:
-    def __init__(self, settings: Settings, *, lookup, delivery: BusDelivery, interactions, metrics: ServiceMetrics,
+    """``delivery``: a :class:`BusDelivery`, possibly wrapped (audit, masking); its ``bus`` carries call events too."""
+
+    def __init__(self, settings: Settings, *, lookup, delivery, interactions, metrics: ServiceMetrics,
                  with_ami: bool = True, on_change: Callable | None = None):
         self.settings = settings
         self.lookup = lookup

@@ -104,7 +104,7 @@ class ScreenpopService:
         await self.lookup.start()
         self.live = LiveView(self)
         self.mirror = SupervisorMirror()
-        self.hub = Hub(replay=self.live.pops_for, supervisor_replay=self.live.supervisor_replay)
+        self.hub = Hub(replay=self._replay_pops, supervisor_replay=self.live.supervisor_replay)
         self.metrics.bind_gauge(self.metrics.ws_connections, lambda: len(self.hub))
         await self._start_bus()
         self.app = build_app(self)
@@ -150,6 +150,12 @@ class ScreenpopService:
             except Exception as exc:  # Redis away at start: the mirror fills as messages come
                 log.warning("supervisors' state not read at start error=%s", f"{type(exc).__name__}: {exc}")
 
+    async def _replay_pops(self, agent_id: str) -> list[dict[str, Any]]:
+        """A reconnecting browser's pops, masked like the live ones ([privacy])."""
+        from screenpop.security.plugin import SECURITY
+
+        return self.app[SECURITY].privacy.view_all(await self.live.pops_for(agent_id), "agent")
+
     def _to_supervisors(self, message: dict[str, Any]) -> None:
         self.mirror.update(message)
         self.hub.send_to_supervisors(message)
@@ -181,6 +187,8 @@ class ScreenpopService:
     async def _promote(self) -> None:
         """Become the ingester: take up the calls the last one left, then connect to Asterisk."""
         from screenpop.ingest import BusDelivery, Ingest
+        from screenpop.security.delivery import GuardedDelivery
+        from screenpop.security.plugin import SECURITY
 
         async with self._ingest_lock:
             if self.ingest is not None:
@@ -192,7 +200,11 @@ class ScreenpopService:
                 self.livecalls.adopt(restored)
                 self.livecalls.start()
                 on_change = lambda call: self.livecalls.changed(call.to_state())  # noqa: E731
-            ingest = Ingest(self.settings, lookup=self.lookup, delivery=BusDelivery(self.bus),
+            # Every pop is audited (who was shown which customer) and masked by the
+            # [privacy] rules once, here, before the bus carries it to any node.
+            security = self.app[SECURITY]
+            delivery = GuardedDelivery(BusDelivery(self.bus), security.audit, security.privacy)
+            ingest = Ingest(self.settings, lookup=self.lookup, delivery=delivery,
                             interactions=self.interactions, metrics=self.metrics, with_ami=self.with_ami,
                             on_change=on_change)
             await ingest.start(restored)

@@ -89,11 +89,19 @@ async def _with_store(args, work):
         await engine.dispose()
 
 
+async def _audit(store, action: str, username: str, **detail) -> None:
+    """The change in the audit log, as done by whoever ran the command."""
+    from screenpop.security.audit import AuditEvent, AuditStore, cli_actor
+
+    await AuditStore(store.engine).write([AuditEvent(cli_actor(), action, "user", username, detail=detail)])
+
+
 def cmd_add(args) -> int:
     password = read_password(args.password_file)
 
     async def work(store):
         user = await store.create_user(args.username, password, args.role, args.agent_id, args.name)
+        await _audit(store, "user.created", user.username, role=user.role, agent_id=user.agent_id)
         agent = f" agent_id={user.agent_id}" if user.agent_id else ""
         print(f"user added username={user.username} role={user.role}{agent}")
 
@@ -125,6 +133,7 @@ def cmd_list(args) -> int:
 def _set_disabled(args, disabled: bool) -> int:
     async def work(store):
         await store.disable(args.username, disabled)
+        await _audit(store, "user.disabled" if disabled else "user.enabled", args.username.strip().lower())
 
     asyncio.run(_with_store(args, work))
     print(f"user {'disabled' if disabled else 'enabled'} username={args.username.strip().lower()}")
@@ -144,6 +153,7 @@ def cmd_passwd(args) -> int:
 
     async def work(store):
         await store.set_password(args.username, password)
+        await _audit(store, "user.password_changed", args.username.strip().lower())
 
     asyncio.run(_with_store(args, work))
     print(f"password changed username={args.username.strip().lower()}")

@@ -1,0 +1,63 @@
+"""``screenpop audit``: read the audit log (who opened which customer's card,
+who changed which record), newest first, with the API's filters."""
+from __future__ import annotations
+
+import asyncio
+import json
+
+
+def register(subparsers) -> None:
+    audit = subparsers.add_parser("audit", help="the audit log: who opened which card, who changed what")
+    audit.add_argument("--actor", help="username, agent:ID or cli:NAME")
+    audit.add_argument("--action", help="card.viewed, pop.delivered, outcome.set, note.added, user.*, token.*")
+    audit.add_argument("--target", help="call id, username or token name")
+    audit.add_argument("--customer", help="part of the customer key, e.g. sales:c-17")
+    audit.add_argument("--since", help="date (2026-11-23) or ISO time")
+    audit.add_argument("--until", help="date (inclusive) or ISO time")
+    audit.add_argument("--limit", type=int, default=100)
+    audit.add_argument("--json", action="store_true", help="one JSON object per entry")
+    audit.set_defaults(func=cmd_audit)
+
+
+def _shown(value) -> str:
+    """A stored value for the terminal: control characters (escape sequences a
+    hostile caller name could carry) shown as escapes, never sent raw."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(value))
+
+
+def cmd_audit(args) -> int:
+    from agent_ui.audit_api import parse_query
+    from agent_ui.jsonio import BadRequest
+    from screenpop.cli import UsageError, settings_from
+    from screenpop.db import create_engine
+    from screenpop.interactions.migrate import migrate
+    from screenpop.security.audit import AuditStore
+
+    filters = {k: str(v) for k, v in (("actor", args.actor), ("action", args.action), ("target", args.target),
+                                      ("customer", args.customer), ("since", args.since), ("until", args.until),
+                                      ("limit", args.limit)) if v is not None}
+    try:
+        query = parse_query(filters)
+    except BadRequest as exc:
+        raise UsageError(str(exc)) from None
+    settings = settings_from(args)
+
+    async def run():
+        await migrate(settings.storage.dsn)
+        engine = create_engine(settings.storage.dsn)
+        try:
+            return await AuditStore(engine).search(query)
+        finally:
+            await engine.dispose()
+
+    page = asyncio.run(run())
+    for entry in page.items:
+        row = entry.as_json()
+        if args.json:
+            print(json.dumps(row, ensure_ascii=False))
+        else:
+            customer = f" customer={_shown(row['customer'])}" if row["customer"] else ""
+            print(f"{row['at']}  {_shown(row['actor'])}  {row['action']}  {row['target_type']}={_shown(row['target_id'])}{customer}")
+    if not args.json:
+        print(f"-- {len(page.items)} of {page.total} entries")
+    return 0

@@ -1,0 +1,257 @@
+"""The audit log: who opened which customer's card, who changed which record.
+
+Written off the request path: :meth:`AuditTrail.record` only appends to a
+bounded in-memory queue and returns; a background task writes batches.  A
+page view must not wait on, nor fail because of, the audit table.  While
+the database is down the queue holds (up to ``max_pending`` entries, then
+the oldest are dropped, counted and logged); entries are retried, never
+silently lost while there is room.
+
+Actions (``action``, ``target_type``):
+
+* ``card.viewed`` (call) — a call's record and card read through the API
+  (the interaction page loads it the same way);
+* ``pop.delivered`` (call) — a card popped on an agent's screen;
+* ``outcome.set`` / ``note.added`` (call) — the agent's outcome form;
+* ``user.created`` / ``user.disabled`` / ``user.enabled`` / ``user.password_changed`` (user);
+* ``token.created`` / ``token.revoked`` (token);
+* ``audit.searched`` (audit) — reading the audit log is itself audited.
+
+Entries name people and customers but never carry a secret: a token is
+named, never shown; a note's text is not copied (its length is).
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from screenpop.auth.accounts import utcnow
+from screenpop.security.models import audit_log
+
+log = logging.getLogger(__name__)
+
+CARD_VIEWED, POP_DELIVERED = "card.viewed", "pop.delivered"
+OUTCOME_SET, NOTE_ADDED = "outcome.set", "note.added"
+USER_CREATED, USER_DISABLED, USER_ENABLED, USER_PASSWORD = "user.created", "user.disabled", "user.enabled", "user.password_changed"
+TOKEN_CREATED, TOKEN_REVOKED = "token.created", "token.revoked"
+AUDIT_SEARCHED = "audit.searched"
+ACTIONS = (CARD_VIEWED, POP_DELIVERED, OUTCOME_SET, NOTE_ADDED, USER_CREATED, USER_DISABLED, USER_ENABLED,
+           USER_PASSWORD, TOKEN_CREATED, TOKEN_REVOKED, AUDIT_SEARCHED)
+MAX_LIMIT = 500
+
+
+def _cut(value: str | None, size: int) -> str | None:
+    return None if value is None else str(value)[:size]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    actor: str
+    action: str
+    target_type: str
+    target_id: str
+    actor_role: str | None = None
+    customer: str | None = None
+    remote: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    at: datetime = field(default_factory=utcnow)
+
+    def row(self) -> dict[str, Any]:
+        return {"at": self.at, "actor": _cut(self.actor, 128), "actor_role": _cut(self.actor_role, 32),
+                "action": _cut(self.action, 64), "target_type": _cut(self.target_type, 32),
+                "target_id": _cut(self.target_id, 128), "customer": _cut(self.customer, 255),
+                "remote": _cut(self.remote, 64), "detail": self.detail}
+
+    def as_json(self) -> dict[str, Any]:
+        return {**self.row(), "at": self.at.isoformat()}
+
+
+def customer_of_keys(keys: Any) -> str | None:
+    """``{"sales": ["c-17"], "billing": ["a-9"]}`` -> ``billing:a-9 sales:c-17``: a
+    stable name for "whose card" that survives a customer renaming."""
+    if not isinstance(keys, dict) or not keys:
+        return None
+    parts = [f"{source}:{key}" for source in sorted(keys) for key in (keys[source] or [])]
+    return " ".join(parts) or None
+
+
+def customer_of_card(card: dict[str, Any] | None) -> str | None:
+    """Every customer record a card shows (several when the number is shared)."""
+    if not card:
+        return None
+    merged: dict[str, list[str]] = {}
+    for person in card.get("persons") or []:
+        for source, keys in (person.get("keys") or {}).items():
+            merged.setdefault(source, []).extend(keys or [])
+    return customer_of_keys(merged)
+
+
+def cli_actor() -> str:
+    """Who ran a CLI command, as far as the machine knows."""
+    try:
+        name = os.getlogin()
+    except OSError:
+        import getpass
+
+        try:
+            name = getpass.getuser()
+        except Exception:
+            name = "unknown"
+    return f"cli:{name}"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    actor: str | None = None
+    action: str | None = None
+    target_id: str | None = None
+    customer: str | None = None  # substring of the customer column
+    since: datetime | None = None
+    until: datetime | None = None  # exclusive
+    limit: int = 100
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AuditPage:
+    items: list[AuditEvent]
+    total: int
+
+
+class AuditStore:
+    def __init__(self, engine: AsyncEngine):
+        self.engine = engine
+
+    async def write(self, events: Sequence[AuditEvent]) -> int:
+        if not events:
+            return 0
+        async with self.engine.begin() as conn:
+            await conn.execute(audit_log.insert(), [e.row() for e in events])
+        return len(events)
+
+    async def search(self, q: AuditQuery) -> AuditPage:
+        c = audit_log.c
+        where = []
+        if q.actor:
+            where.append(c.actor == q.actor)
+        if q.action:
+            where.append(c.action == q.action)
+        if q.target_id:
+            where.append(c.target_id == q.target_id)
+        if q.customer:
+            escaped = q.customer.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            where.append(c.customer.like(f"%{escaped}%", escape="\\"))
+        if q.since is not None:
+            where.append(c.at >= q.since)
+        if q.until is not None:
+            where.append(c.at < q.until)
+        limit = max(1, min(q.limit, MAX_LIMIT))
+        async with self.engine.connect() as conn:
+            total = (await conn.execute(select(func.count()).select_from(audit_log).where(*where))).scalar_one()
+            rows = (await conn.execute(select(audit_log).where(*where).order_by(c.at.desc(), c.id.desc())
+                                       .limit(limit).offset(max(0, q.offset)))).all()
+        items = [AuditEvent(r.actor, r.action, r.target_type, r.target_id, r.actor_role, r.customer, r.remote,
+                            r.detail or {}, r.at) for r in rows]
+        return AuditPage(items, total)
+
+
+@dataclass(slots=True)
+class AuditStats:
+    written: int = 0
+    dropped: int = 0
+    failures: int = 0
+
+    @property
+    def as_dict(self) -> dict[str, int]:
+        return {"written": self.written, "dropped": self.dropped, "failures": self.failures}
+
+
+class AuditTrail:
+    """Non-blocking front of :class:`AuditStore` for the service (see the module doc)."""
+
+    def __init__(self, store: AuditStore, *, max_pending: int = 10_000, batch_size: int = 200,
+                 flush_interval: float = 0.2, clock: Callable[[], datetime] = utcnow):
+        self.store = store
+        self.max_pending = max_pending
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.clock = clock
+        self.stats = AuditStats()
+        self._pending: collections.deque[AuditEvent] = collections.deque()
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+        self._lock: asyncio.Lock | None = None
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def record(self, actor: str, action: str, target_type: str, target_id: str, **extra: Any) -> None:
+        """Queue one entry and return at once (``extra``: the other AuditEvent fields)."""
+        self.add(AuditEvent(actor, action, target_type, target_id, at=self.clock(), **extra))
+
+    def add(self, event: AuditEvent) -> None:
+        if len(self._pending) >= self.max_pending:
+            self._pending.popleft()
+            self.stats.dropped += 1
+            if self.stats.dropped == 1 or self.stats.dropped % 1000 == 0:
+                log.error("audit entries dropped count=%d reason=queue-full max_pending=%d", self.stats.dropped, self.max_pending)
+        self._pending.append(event)
+        if self._wake is not None and len(self._pending) >= self.batch_size:
+            self._wake.set()
+
+    async def start(self) -> None:
+        self._wake, self._lock = asyncio.Event(), asyncio.Lock()
+        self._task = asyncio.create_task(self._run(), name="audit-writer")
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Stop the writer and try once more to write what is queued."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        try:
+            await asyncio.wait_for(self.flush(), timeout)
+        except Exception as exc:
+            log.error("audit entries lost at stop count=%d reason=%s", len(self._pending), type(exc).__name__)
+
+    async def flush(self) -> int:
+        """Write everything queued now (tests, shutdown); raises if the database does."""
+        lock = self._lock or asyncio.Lock()
+        written = 0
+        async with lock:
+            while self._pending:
+                batch = [self._pending[i] for i in range(min(self.batch_size, len(self._pending)))]
+                await self.store.write(batch)
+                for item in batch:  # a full queue may have dropped some of them meanwhile
+                    if self._pending and self._pending[0] is item:
+                        self._pending.popleft()
+                written += len(batch)
+                self.stats.written += len(batch)
+        return written
+
+    async def _run(self) -> None:
+        delay = self.flush_interval
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                await self.flush()
+                delay = self.flush_interval
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.stats.failures += 1
+                delay = min(5.0, max(delay * 2, self.flush_interval))
+                log.warning("audit write failed pending=%d reason=%s retry_in=%.1f", len(self._pending), type(exc).__name__, delay)

@@ -1,0 +1,58 @@
+"""The orchestrator's delivery, audited and masked: a wrapper, not a change
+to the pop path's owners.
+
+The orchestrator sends pops through a ``Delivery`` (the WebSocket hub, or
+the bus between nodes).  :class:`GuardedDelivery` sits in front of it:
+
+* every ``pop`` message is an audit entry ``pop.delivered`` (which agent was
+  shown which customer's card, on which call), queued off the pop path;
+* ``pop`` and ``card`` messages are masked by the ``[privacy]`` rules for the
+  role of the people who receive agent messages (agents; a supervisor
+  following an agent sees what the agent sees).
+
+Wiring (one line in ``ScreenpopService.start``)::
+
+    Orchestrator(self.lookup, GuardedDelivery(self.hub, audit, privacy), writer, ...)
+
+and for a reconnecting browser's replay, ``guarded.view_pops(pops)``.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from screenpop.security.audit import POP_DELIVERED, AuditTrail, customer_of_card
+from screenpop.security.privacy import PrivacyRules
+
+log = logging.getLogger(__name__)
+
+MASKED_TYPES = frozenset({"pop", "card"})
+
+
+class GuardedDelivery:
+    def __init__(self, delivery: Any, audit: AuditTrail | None, privacy: PrivacyRules, *, role: str = "agent"):
+        self.delivery = delivery
+        self.audit = audit
+        self.privacy = privacy
+        self.role = role
+
+    def send_to_agent(self, agent_id: str, message: dict[str, Any]) -> int:
+        kind = message.get("type")
+        if kind == "pop" and self.audit is not None:
+            card = message.get("card")
+            self.audit.record(f"agent:{agent_id}", POP_DELIVERED, "call", str(message.get("call_id")),
+                              actor_role=self.role, customer=customer_of_card(card),
+                              detail={"agent_id": agent_id, "card_status": (card or {}).get("status")})
+        if kind in MASKED_TYPES:
+            message = self.privacy.view(message, self.role)
+        return self.delivery.send_to_agent(agent_id, message)
+
+    def send_to_supervisors(self, message: dict[str, Any]) -> int:
+        return self.delivery.send_to_supervisors(message)
+
+    def view_pops(self, pops: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """A reconnect replay's pops, masked like the live ones (not audited again)."""
+        return self.privacy.view_all(pops, self.role)
+
+    def __getattr__(self, name: str) -> Any:  # anything else the wrapped delivery offers
+        return getattr(self.delivery, name)

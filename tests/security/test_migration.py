@@ -1,0 +1,66 @@
+"""0003_security on real SQLite and PostgreSQL: it creates what the models
+declare, the stores work on it, and it downgrades to 0002 cleanly."""
+from __future__ import annotations
+
+import importlib
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+
+from screenpop.db import create_engine, metadata
+from screenpop.interactions.migrate import alembic_config, head_revisions, migrate
+from screenpop.security.audit import AuditEvent, AuditQuery, AuditStore
+from screenpop.security.tokens import TokenStore
+
+MINE = {"integration_tokens", "audit_log"}
+
+
+def _touches_mine(diff) -> bool:
+    text = repr(diff)
+    return any(f"'{name}'" in text or f"Table('{name}'" in text for name in MINE)
+
+
+async def test_upgrade_creates_the_tables_the_models_declare(dsn):
+    applied = await migrate(dsn)
+    assert "0003_security" in applied
+    engine = create_engine(dsn)
+    try:
+        async with engine.connect() as conn:
+            tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+            diffs = await conn.run_sync(lambda c: compare_metadata(MigrationContext.configure(c, opts={"compare_type": True}), metadata))
+        assert MINE <= tables
+        assert [d for d in diffs if _touches_mine(d)] == []
+        token, info = await TokenStore(engine).create("erp", "billing", "cli:test")
+        assert info.active and len(await TokenStore(engine).active_digests("billing")) == 1
+        await AuditStore(engine).write([AuditEvent("ada", "token.created", "token", "erp")])
+        assert (await AuditStore(engine).search(AuditQuery())).total == 1
+    finally:
+        await engine.dispose()
+    assert await migrate(dsn) == []
+
+
+async def test_downgrade_removes_only_the_security_tables(dsn):
+    await migrate(dsn)
+    engine = create_engine(dsn)
+    config = alembic_config()
+    try:
+        async with engine.begin() as conn:
+            def down(sync_conn):
+                config.attributes["connection"] = sync_conn
+                command.downgrade(config, "0002_users")
+
+            await conn.run_sync(down)
+        async with engine.connect() as conn:
+            tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+        assert not (MINE & tables) and {"users", "interactions"} <= tables
+    finally:
+        await engine.dispose()
+    assert await migrate(dsn) == ["0003_security"]
+
+
+def test_revision_follows_the_users_one():
+    module = importlib.import_module("screenpop.migrations.versions.0003_security")
+    assert (module.revision, module.down_revision) == ("0003_security", "0002_users")
+    assert "0003_security" in head_revisions()
