@@ -222,7 +222,8 @@ class ScreenpopService:
             ingest, self.ingest = self.ingest, None
             if ingest is None:
                 return
-            log.warning("ingesting stopped node=%s reason=%s", self.bus.node_id, reason)
+            log.log(logging.INFO if reason == "stopping" else logging.WARNING, "ingesting stopped node=%s reason=%s",
+                    self.bus.node_id, reason)
             await ingest.stop()
             if self.livecalls is not None:
                 await self.livecalls.stop()
