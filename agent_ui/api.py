@@ -14,7 +14,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from agent_ui.jsonio import BadRequest, json_error, read_json_object
+from agent_ui.jsonio import BadRequest, json_error, query_int, read_json_object
 
 from screenpop.interactions.validate import InteractionNotFound
 from screenpop.security.audit import CARD_VIEWED, NOTE_ADDED, OUTCOME_SET, customer_of_keys
@@ -44,19 +44,6 @@ async def read_json(request: web.Request, *, allowed: set[str], required: set[st
     if missing:
         raise BadRequest(400, f"missing field(s): {', '.join(sorted(missing))}")
     return body
-
-
-def _int(query, name: str, default: int, low: int, high: int) -> int:
-    text = query.get(name)
-    if text is None or text == "":
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise BadRequest(400, f"{name} must be an integer") from None
-    if not low <= value <= high:
-        raise BadRequest(400, f"{name} must be between {low} and {high}")
-    return value
 
 
 def _date(query, name: str) -> date | None:
@@ -158,7 +145,7 @@ def setup(app: web.Application, add_route: AddRoute, *, interactions, orchestrat
             number=_text(q, "number", 64), customer=_text(q, "customer", 200), agent=_text(q, "agent", 32),
             since=since, until=_day_after(until),  # "until" a day includes that day
             disposition=_text(q, "disposition", 64),
-            limit=_int(q, "limit", 50, 1, 200), offset=_int(q, "offset", 0, 0, 100_000))
+            limit=query_int(q, "limit", 50, 1, 200), offset=query_int(q, "offset", 0, 0, 100_000))
         return web.json_response({"items": [shown(request, _record(r)) for r in result.items], "total": result.total})
 
     async def get_one(request: web.Request) -> web.Response:

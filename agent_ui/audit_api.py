@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from agent_ui.jsonio import BadRequest, json_error
+from agent_ui.jsonio import BadRequest, json_error, query_int
 from screenpop.security.audit import ACTIONS, AUDIT_SEARCHED, MAX_LIMIT, AuditQuery, AuditStore, AuditTrail
 
 log = logging.getLogger(__name__)
@@ -33,19 +33,6 @@ def _text(query, name: str) -> str | None:
     if len(value) > MAX_TEXT:
         raise BadRequest(400, f"{name} longer than {MAX_TEXT} characters")
     return value.strip()
-
-
-def _int(query, name: str, default: int, low: int, high: int) -> int:
-    text = query.get(name)
-    if text is None or text == "":
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise BadRequest(400, f"{name} must be an integer") from None
-    if not low <= value <= high:
-        raise BadRequest(400, f"{name} must be between {low} and {high}")
-    return value
 
 
 def _bound(query, name: str, *, end: bool) -> datetime | None:
@@ -70,8 +57,8 @@ def parse_query(query) -> AuditQuery:
         raise BadRequest(400, f"action must be one of {', '.join(ACTIONS)}")
     return AuditQuery(actor=_text(query, "actor"), action=action, target_id=_text(query, "target"),
                       customer=_text(query, "customer"), since=_bound(query, "since", end=False),
-                      until=_bound(query, "until", end=True), limit=_int(query, "limit", 100, 1, MAX_LIMIT),
-                      offset=_int(query, "offset", 0, 0, 1_000_000))
+                      until=_bound(query, "until", end=True), limit=query_int(query, "limit", 100, 1, MAX_LIMIT),
+                      offset=query_int(query, "offset", 0, 0, 1_000_000))
 
 
 def setup(add_route: Callable, store: AuditStore | None, trail: AuditTrail | None, *, remote: Callable[[web.Request], str]) -> None:

@@ -53,3 +53,17 @@ async def json_http_errors(request: web.Request, handler):
     except web.HTTPMethodNotAllowed as exc:
         return json_error(405, f"{request.method} not allowed here; use {', '.join(sorted(exc.allowed_methods))}",
                           Allow=",".join(sorted(exc.allowed_methods)))
+
+
+def query_int(query, name: str, default: int, low: int, high: int) -> int:
+    """An integer query parameter within bounds, or a 400 naming it."""
+    text = query.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise BadRequest(400, f"{name} must be an integer") from None
+    if not low <= value <= high:
+        raise BadRequest(400, f"{name} must be between {low} and {high}")
+    return value

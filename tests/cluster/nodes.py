@@ -21,6 +21,8 @@ from pathlib import Path
 import aiohttp
 import websockets
 
+from tests.wsclient import collect, drain  # noqa: F401  (the cluster tests' helpers, re-exported)
+
 SCREENPOP = str(Path(sys.executable).with_name("screenpop"))
 SECRET = "cluster-secret"
 BILLING_TOKEN = "cluster-billing-token"
@@ -179,35 +181,6 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 node.kill()
         await self.http.close()
-
-
-async def collect(ws, until, timeout: float = 15.0) -> list[dict]:
-    messages: list[dict] = []
-
-    async def read():
-        while True:
-            message = json.loads(await ws.recv())
-            messages.append(message)
-            if until(message):
-                return
-
-    try:
-        await asyncio.wait_for(read(), timeout)
-    except asyncio.TimeoutError:
-        raise AssertionError(f"timed out; received {messages}") from None
-    return messages
-
-
-async def drain(ws, seconds: float) -> list[dict]:
-    """Everything that arrives within ``seconds`` (to prove nothing more comes)."""
-    messages = []
-    deadline = time.monotonic() + seconds
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            messages.append(json.loads(await asyncio.wait_for(ws.recv(), left)))
-        except asyncio.TimeoutError:
-            break
-    return messages
 
 
 class PrivateRedis:

@@ -20,6 +20,7 @@ from screenpop.config import load_settings
 from screenpop.demo import demo_users
 from screenpop.service import ScreenpopService
 from telephony.simulator import PbxSimulator
+from tests.wsclient import collect
 
 ANA = "+34912345678"  # a demo persona present in all three systems: balance 125.40 EUR, an open ticket
 
@@ -91,23 +92,6 @@ async def stack(demo_dbs, tmp_path):
     await stack.start()
     yield stack
     await stack.stop()
-
-
-async def collect(ws, until, timeout=10.0) -> list[dict]:
-    messages = []
-
-    async def read():
-        while True:
-            message = json.loads(await ws.recv())
-            messages.append(message)
-            if until(message):
-                return
-
-    try:
-        await asyncio.wait_for(read(), timeout)
-    except asyncio.TimeoutError:
-        raise AssertionError(f"timed out; received {messages}") from None
-    return messages
 
 
 async def test_ring_all_call_pops_the_ringing_agents_and_is_logged(stack):
