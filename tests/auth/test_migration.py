@@ -2,7 +2,6 @@
 declare, the store works on it, and it downgrades cleanly."""
 from __future__ import annotations
 
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
@@ -10,8 +9,9 @@ from sqlalchemy import inspect
 from screenpop.auth.models import sessions, users
 from screenpop.auth.store import AccountStore
 from screenpop.db import create_engine, metadata
-from screenpop.interactions.migrate import alembic_config, head_revisions, migrate
+from screenpop.interactions.migrate import head_revisions, migrate
 from tests.auth.conftest import FAST_N
+from tests.migrations import downgrade_to
 
 MINE = {"users", "sessions"}
 
@@ -43,20 +43,8 @@ async def test_upgrade_creates_the_tables_the_models_declare(dsn):
 
 async def test_downgrade_removes_only_the_account_tables(dsn):
     await migrate(dsn)
-    engine = create_engine(dsn)
-    config = alembic_config()
-    try:
-        async with engine.begin() as conn:
-            def down(sync_conn):
-                config.attributes["connection"] = sync_conn
-                command.downgrade(config, "0001_interactions")
-
-            await conn.run_sync(down)
-        async with engine.connect() as conn:
-            tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
-        assert not (MINE & tables) and "interactions" in tables
-    finally:
-        await engine.dispose()
+    tables = await downgrade_to(dsn, "0001_interactions")
+    assert not (MINE & tables) and "interactions" in tables
     assert "0002_users" in await migrate(dsn)
 
 

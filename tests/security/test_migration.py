@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import importlib
 
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
 from screenpop.db import create_engine, metadata
-from screenpop.interactions.migrate import alembic_config, head_revisions, migrate
+from screenpop.interactions.migrate import head_revisions, migrate
 from screenpop.security.audit import AuditEvent, AuditQuery, AuditStore
 from screenpop.security.tokens import TokenStore
+from tests.migrations import downgrade_to
 
 MINE = {"integration_tokens", "audit_log"}
 
@@ -43,20 +43,8 @@ async def test_upgrade_creates_the_tables_the_models_declare(dsn):
 
 async def test_downgrade_removes_only_the_security_tables(dsn):
     await migrate(dsn)
-    engine = create_engine(dsn)
-    config = alembic_config()
-    try:
-        async with engine.begin() as conn:
-            def down(sync_conn):
-                config.attributes["connection"] = sync_conn
-                command.downgrade(config, "0002_users")
-
-            await conn.run_sync(down)
-        async with engine.connect() as conn:
-            tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
-        assert not (MINE & tables) and {"users", "interactions"} <= tables
-    finally:
-        await engine.dispose()
+    tables = await downgrade_to(dsn, "0002_users")
+    assert not (MINE & tables) and {"users", "interactions"} <= tables
     assert await migrate(dsn) == ["0003_security"]
 
 
