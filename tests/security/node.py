@@ -59,8 +59,9 @@ def settings_for(dsn: str, tmp_path: Path, **sections):
 
 
 @contextlib.asynccontextmanager
-async def running_node(dsn: str, tmp_path: Path, **sections):
-    service = ScreenpopService(settings_for(dsn, tmp_path, **sections), ami=False)
+async def running_node(dsn: str, tmp_path: Path, *, connect_pbx: bool = False, **sections):
+    """``connect_pbx=True``: connect to the PBX of ``ami={...}`` (a simulator)."""
+    service = ScreenpopService(settings_for(dsn, tmp_path, **sections), ami=connect_pbx)
     url = await service.start()
     http = aiohttp.ClientSession()
     try:
