@@ -41,3 +41,24 @@ async def clean_redis_prefix(redis_client, redis_prefix):
     yield redis_prefix
     async for key in redis_client.scan_iter(match=redis_prefix + "*", count=1000):
         await redis_client.delete(key)
+
+
+@pytest.fixture(scope="module")
+def demo_dbs(tmp_path_factory):
+    """The demo business databases (:func:`tests.stack.seed_databases`),
+    seeded once per module: 300 customers, seed 3.  A module overrides this
+    fixture for another size or seed, or to add hostile rows."""
+    from tests.stack import seed_databases
+
+    return seed_databases(tmp_path_factory.mktemp("demo"), customers=300, seed=3)
+
+
+@pytest.fixture
+async def stack(demo_dbs, tmp_path):
+    """The whole node in front of the PBX simulator on ``demo_dbs``
+    (:class:`tests.stack.Stack`, default settings); a module overrides this
+    fixture for other settings."""
+    from tests.stack import Stack
+
+    async with Stack(demo_dbs, tmp_path) as stack:
+        yield stack

@@ -1,4 +1,4 @@
-"""What the fault tests share on top of :mod:`tests.hardening.stack` (the
+"""What the fault tests share on top of :mod:`tests.stack` (the
 whole node in front of the PBX simulator, nothing mocked): an agent's
 socket read in the background, waiting on a condition with a deadline, and
 a record of every call event the node handled."""

@@ -1,4 +1,4 @@
-"""AMI faults on the whole node (tests/hardening/stack.py: the PBX simulator
+"""AMI faults on the whole node (tests/stack.py: the PBX simulator
 speaking AMI over TCP, the real connection, tracker, orchestrator, lookup,
 interaction log and WebSockets; nothing mocked).
 
@@ -14,7 +14,7 @@ import pytest
 
 from telephony.simulator import PbxSimulator
 from telephony.simulator.model import IdAllocator
-from tests.hardening.stack import AMI_SECRET, Stack, seed_databases
+from tests.stack import AMI_SECRET, seed_databases
 
 from .harness import EventTap, Inbox, eventually, start_call
 
@@ -23,16 +23,8 @@ BOB = "+14155550100"
 
 
 @pytest.fixture(scope="module")
-def dsns(tmp_path_factory):
+def demo_dbs(tmp_path_factory):  # the `stack` fixture (tests/conftest.py) runs on these
     return seed_databases(tmp_path_factory.mktemp("faults-ami"))
-
-
-@pytest.fixture
-async def stack(dsns, tmp_path):
-    stack = Stack(dsns, tmp_path)
-    await stack.start()
-    yield stack
-    await stack.stop()
 
 
 async def relogged(stack, logins: int, timeout: float = 10.0) -> None:

@@ -28,7 +28,7 @@ from screenpop.interactions import spill as spill_file
 from screenpop.interactions.record import merge
 from telephony.simulator import PbxSimulator
 from tests.conftest import POSTGRES_DSN
-from tests.hardening.stack import seed_databases
+from tests.stack import seed_databases
 from tests.pg import asyncpg_dsn, create_database, drop_database
 
 from .harness import eventually

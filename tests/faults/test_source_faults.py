@@ -1,4 +1,4 @@
-"""Business systems misbehaving behind a live node (tests/hardening/stack.py:
+"""Business systems misbehaving behind a live node (tests/stack.py:
 PBX simulator over AMI, the whole service, agents on WebSockets).
 
 The promise under test: whatever a source does (answers garbage, hangs,
@@ -17,7 +17,7 @@ from aiohttp import web
 
 from adapters.demo import demo_sources
 from screenpop.config import SourceSettings
-from tests.hardening.stack import Stack, seed_databases
+from tests.stack import Stack, seed_databases
 
 from .harness import EventTap, Inbox, eventually, start_call
 

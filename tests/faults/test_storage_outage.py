@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 
 from screenpop.interactions.record import fold
 from tests.conftest import POSTGRES_DSN
-from tests.hardening.stack import Stack, seed_databases
+from tests.stack import Stack, seed_databases
 from tests.pg import asyncpg_dsn, create_database, drop_database
 
 from .harness import EventTap, Inbox, eventually

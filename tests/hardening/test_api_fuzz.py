@@ -2,7 +2,7 @@
 
 The service runs for real (PBX simulator over AMI, seeded demo databases,
 SQLite interaction log, the aiohttp app) in a background thread with its
-own event loop (:class:`tests.hardening.stack.ThreadedStack`): schemathesis'
+own event loop (:class:`tests.stack.ThreadedStack`): schemathesis'
 pytest integration is synchronous (hypothesis drives ``requests``), so the
 server cannot share the test's thread.  The document is the one the service
 serves at ``/api/v1/openapi.json``, loaded over HTTP.
@@ -33,7 +33,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from tests.hardening.stack import BILLING_TOKEN, ThreadedStack, seed_databases
+from tests.stack import BILLING_TOKEN, ThreadedStack, seed_databases
 
 ANA = "+34912345678"
 TRACEBACK = re.compile(r"Traceback \(most recent call last\)|File \"[^\"]+\.py\", line \d+|sqlalchemy\.|aiohttp\.web")

@@ -19,7 +19,7 @@ from urllib.parse import quote
 import pytest
 from markupsafe import escape
 
-from tests.hardening.stack import Stack, seed_databases
+from tests.stack import Stack, seed_databases
 
 SCRIPT = "<script>alert(1)</script>"
 ATTRIBUTE = '"><img src=x onerror=alert(1)>'
@@ -44,7 +44,7 @@ HOSTILE_CONTACT = {
 
 
 @pytest.fixture(scope="module")
-def dsns(tmp_path_factory):
+def demo_dbs(tmp_path_factory):  # the `stack` fixture (tests/conftest.py) runs on these
     """Seeded demo databases plus one support contact whose every text field is hostile."""
     folder = tmp_path_factory.mktemp("strings")
     dsns = seed_databases(folder, customers=120)
@@ -60,14 +60,6 @@ def dsns(tmp_path_factory):
                    (HOSTILE_CONTACT["update"],))
     db.close()
     return dsns
-
-
-@pytest.fixture
-async def stack(dsns, tmp_path):
-    stack = Stack(dsns, tmp_path)
-    await stack.start()
-    yield stack
-    await stack.stop()
 
 
 async def call_and_pop(stack: Stack, ws, number, name) -> tuple[str, dict]:

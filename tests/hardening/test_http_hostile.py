@@ -9,22 +9,14 @@ import json
 
 import pytest
 
-from tests.hardening.stack import BILLING_TOKEN, Stack, seed_databases
+from tests.stack import BILLING_TOKEN, seed_databases
 
 TRACEBACK_MARKERS = ("Traceback", 'File "', "Error:", "Internal Server Error")
 
 
 @pytest.fixture(scope="module")
-def dsns(tmp_path_factory):
+def demo_dbs(tmp_path_factory):  # the `stack` fixture (tests/conftest.py) runs on these
     return seed_databases(tmp_path_factory.mktemp("http"), customers=60)
-
-
-@pytest.fixture
-async def stack(dsns, tmp_path):
-    stack = Stack(dsns, tmp_path)
-    await stack.start()
-    yield stack
-    await stack.stop()
 
 
 BODIES = [

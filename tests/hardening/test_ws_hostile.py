@@ -17,23 +17,15 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.hardening.stack import Stack, seed_databases
+from tests.stack import Stack, seed_databases
 
 ANA = "+34912345678"
 PROMPT = 1.0  # seconds from the ring leaving the PBX to the pop on the agent's screen, at worst
 
 
 @pytest.fixture(scope="module")
-def dsns(tmp_path_factory):
+def demo_dbs(tmp_path_factory):  # the `stack` fixture (tests/conftest.py) runs on these
     return seed_databases(tmp_path_factory.mktemp("ws"), customers=120)
-
-
-@pytest.fixture
-async def stack(dsns, tmp_path):
-    stack = Stack(dsns, tmp_path)
-    await stack.start()
-    yield stack
-    await stack.stop()
 
 
 async def refused(url: str, **options) -> tuple[int, dict]:
