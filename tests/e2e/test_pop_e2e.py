@@ -6,92 +6,22 @@ interaction log holds."""
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import datetime, timezone
-from dataclasses import replace
 
-import aiohttp
 import pytest
 import websockets
 
-from adapters.demo import demo_sources, seed_demo
-from screenpop.auth.store import ensure_demo_users
-from screenpop.config import load_settings
-from screenpop.demo import demo_users
-from screenpop.service import ScreenpopService
-from telephony.simulator import PbxSimulator
+from tests.stack import Stack
 from tests.wsclient import collect
 
 ANA = "+34912345678"  # a demo persona present in all three systems: balance 125.40 EUR, an open ticket
 
 
-@pytest.fixture(scope="module")
-def demo_dbs(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("demo")
-    dsns = {name: f"sqlite+aiosqlite:///{folder}/{name}.sqlite3" for name in ("sales", "billing", "support")}
-    asyncio.run(seed_demo(dsns, customers=300, seed=3))
-    return folder, dsns
-
-
-class Stack:
-    def __init__(self, folder, dsns, tmp_path):
-        self.simulator = PbxSimulator(seed=7, secret="e2e-secret")
-        self.folder, self.dsns, self.tmp_path = folder, dsns, tmp_path
-        self.service: ScreenpopService | None = None
-        self.http: aiohttp.ClientSession | None = None
-
-    async def start(self):
-        port = await self.simulator.start()
-        settings = load_settings(None, env={})
-        settings = replace(
-            settings,
-            ami=replace(settings.ami, port=port, secret="e2e-secret", reconnect_min=0.05, reconnect_max=0.5),
-            sources=demo_sources(self.dsns),
-            storage=replace(settings.storage, dsn=f"sqlite+aiosqlite:///{self.tmp_path}/interactions.sqlite3"),
-            lookup=replace(settings.lookup, deadline_ms=2000),
-            web=replace(settings.web, port=0),
-            auth=replace(settings.auth, socket_recheck_seconds=0.2),
-            interactions=replace(settings.interactions, flush_interval=0.05,
-                                 spill_path=str(self.tmp_path / "spill.jsonl")),
-        )
-        self.service = ScreenpopService(settings)
-        self.url = await self.service.start()
-        await ensure_demo_users(self.service.accounts, demo_users())
-        await asyncio.wait_for(self.service.connection.connected_event.wait(), 5)
-        self.http = aiohttp.ClientSession()
-
-    async def stop(self):
-        if self.http is not None:
-            await self.http.close()
-        await self.service.stop()
-        await self.simulator.stop()
-
-    async def token(self, username: str) -> str:
-        async with self.http.post(f"{self.url}/api/v1/session",
-                                  json={"username": username, "password": "demo", "return_token": True}) as r:
-            assert r.status == 200, await r.text()
-            return (await r.json())["token"]
-
-    async def socket(self, username: str, token: str | None = None):
-        token = token or await self.token(username)
-        ws = await websockets.connect(self.url.replace("http", "ws") + f"/ws?token={token}")
-        hello = json.loads(await asyncio.wait_for(ws.recv(), 5))
-        assert hello["type"] == "hello"
-        return ws
-
-    async def api(self, method: str, path: str, username: str, **kwargs):
-        headers = {"Authorization": f"Bearer {await self.token(username)}"}
-        async with self.http.request(method, f"{self.url}{path}", headers=headers, **kwargs) as r:
-            return r.status, await r.json()
-
-
 @pytest.fixture
 async def stack(demo_dbs, tmp_path):
-    folder, dsns = demo_dbs
-    stack = Stack(folder, dsns, tmp_path)
-    await stack.start()
-    yield stack
-    await stack.stop()
+    # the socket re-checks its session often: a logout closes it within the test's wait
+    async with Stack(demo_dbs, tmp_path, simulator_seed=7, auth={"socket_recheck_seconds": 0.2}) as stack:
+        yield stack
 
 
 async def test_ring_all_call_pops_the_ringing_agents_and_is_logged(stack):
@@ -118,7 +48,7 @@ async def test_ring_all_call_pops_the_ringing_agents_and_is_logged(stack):
     # The interaction log, through the API (a supervisor searches by a national form of the number)
     async def logged():
         while True:
-            status, body = await stack.api("GET", "/api/v1/interactions?number=912345678", "supervisor")
+            status, body = await stack.api_as("GET", "/api/v1/interactions?number=912345678", "supervisor")
             assert status == 200, body
             ended = [i for i in body["items"] if i["call_id"] == linkedid and i.get("ended_at")]
             if ended:
@@ -131,15 +61,15 @@ async def test_ring_all_call_pops_the_ringing_agents_and_is_logged(stack):
     assert record["caller_e164"] == ANA
 
     # Alice records the outcome; support staff find the call by disposition
-    status, saved = await stack.api("PUT", f"/api/v1/interactions/{linkedid}/outcome", "agent1001",
+    status, saved = await stack.api_as("PUT", f"/api/v1/interactions/{linkedid}/outcome", "agent1001",
                                     json={"disposition": "resolved", "notes": "Paid by card <b>today</b>"})
     assert status == 200, saved
-    status, found = await stack.api("GET", "/api/v1/interactions?disposition=resolved", "supervisor")
+    status, found = await stack.api_as("GET", "/api/v1/interactions?disposition=resolved", "supervisor")
     assert [i["call_id"] for i in found["items"]] == [linkedid]
     today = datetime.now(timezone.utc).date().isoformat()
-    status, same_day = await stack.api("GET", f"/api/v1/interactions?since={today}&until={today}", "supervisor")
+    status, same_day = await stack.api_as("GET", f"/api/v1/interactions?since={today}&until={today}", "supervisor")
     assert status == 200 and linkedid in [i["call_id"] for i in same_day["items"]]
-    status, bad = await stack.api("PUT", f"/api/v1/interactions/{linkedid}/outcome", "agent1001",
+    status, bad = await stack.api_as("PUT", f"/api/v1/interactions/{linkedid}/outcome", "agent1001",
                                   json={"disposition": "made-up"})
     assert status == 400 and "disposition" in bad["error"]
     for ws in (alice, bob, dave):
@@ -167,7 +97,7 @@ async def test_blind_transfer_pops_the_new_agent_and_reconnect_replays(stack):
 
 
 async def test_roles_guard_the_api_and_health_reports_parts(stack):
-    status, body = await stack.api("GET", "/api/v1/pops", "supervisor")
+    status, body = await stack.api_as("GET", "/api/v1/pops", "supervisor")
     assert status == 403
     async with stack.http.get(f"{stack.url}/api/v1/interactions") as r:
         assert r.status == 401
