@@ -10,69 +10,23 @@ import json
 from collections import Counter
 from dataclasses import replace
 
-import aiohttp
 import pytest
-import websockets
 
-from adapters.demo import demo_sources, seed_demo
-from screenpop.auth.store import ensure_demo_users
-from screenpop.config import load_settings
-from screenpop.demo import demo_users
-from screenpop.service import ScreenpopService
-from telephony.simulator import PbxSimulator
+from tests.stack import Stack
 
 ANA = "+34912345678"  # a demo persona: known in all three demo systems
 WALLBOARD_TOKEN = "wall-7f3a9c"
 SECRET = "e2e-secret"
 
 
-@pytest.fixture(scope="module")
-def demo_dbs(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("demo")
-    dsns = {name: f"sqlite+aiosqlite:///{folder}/{name}.sqlite3" for name in ("sales", "billing", "support")}
-    asyncio.run(seed_demo(dsns, customers=300, seed=3))
-    return dsns
-
-
-class Stack:
-    def __init__(self, dsns, tmp_path):
-        self.simulator = PbxSimulator(seed=11, secret=SECRET)
-        self.dsns, self.tmp_path = dsns, tmp_path
-
-    async def start(self):
-        port = await self.simulator.start()
-        settings = load_settings(None, env={"SCREENPOP_SUPERVISION__WALLBOARD_TOKEN": WALLBOARD_TOKEN})
-        settings = replace(
-            settings,
-            ami=replace(settings.ami, port=port, secret=SECRET, reconnect_min=0.05, reconnect_max=0.2),
-            sources=demo_sources(self.dsns),
-            storage=replace(settings.storage, dsn=f"sqlite+aiosqlite:///{self.tmp_path}/interactions.sqlite3"),
-            lookup=replace(settings.lookup, deadline_ms=2000),
-            web=replace(settings.web, port=0),
-            interactions=replace(settings.interactions, flush_interval=0.05, spill_path=str(self.tmp_path / "spill.jsonl")),
-            supervision=replace(settings.supervision, push_interval_seconds=0.05, wrap_up_max_seconds=3600),
-        )
-        self.service = ScreenpopService(settings)
-        self.url = await self.service.start()
-        await ensure_demo_users(self.service.accounts, demo_users())
-        await asyncio.wait_for(self.service.connection.connected_event.wait(), 5)
-        self.http = aiohttp.ClientSession()
-
-    async def stop(self):
-        await self.http.close()
-        await self.service.stop()
-        await self.simulator.stop()
-
-    async def token(self, username: str) -> str:
-        async with self.http.post(f"{self.url}/api/v1/session",
-                                  json={"username": username, "password": "demo", "return_token": True}) as r:
-            assert r.status == 200, await r.text()
-            return (await r.json())["token"]
-
-    async def api(self, method: str, path: str, username: str | None, **kwargs):
-        headers = {"Authorization": f"Bearer {await self.token(username)}"} if username else {}
-        async with self.http.request(method, f"{self.url}{path}", headers=headers, **kwargs) as r:
-            return r.status, await r.json()
+def supervised(settings):
+    """Pushes every 50 ms, wrap-up held up to an hour, the AMI link retried within 0.2 s, a wallboard token."""
+    return replace(
+        settings,
+        ami=replace(settings.ami, reconnect_max=0.2),
+        supervision=replace(settings.supervision, wallboard_token=WALLBOARD_TOKEN, push_interval_seconds=0.05,
+                            wrap_up_max_seconds=3600),
+    )
 
 
 class Board:
@@ -124,17 +78,12 @@ class Board:
 
 @pytest.fixture
 async def stack(demo_dbs, tmp_path):
-    stack = Stack(demo_dbs, tmp_path)
-    await stack.start()
-    yield stack
-    await stack.stop()
+    async with Stack(demo_dbs, tmp_path, secret=SECRET, configure=supervised) as stack:
+        yield stack
 
 
 async def supervisor_board(stack) -> Board:
-    ws = await websockets.connect(stack.url.replace("http", "ws") + f"/ws?token={await stack.token('supervisor')}")
-    hello = json.loads(await asyncio.wait_for(ws.recv(), 5))
-    assert hello["type"] == "hello"
-    return Board(ws)
+    return Board(await stack.socket("supervisor"))
 
 
 def agent_is(agent_id, state):
@@ -170,12 +119,12 @@ async def test_supervisor_sees_calls_as_they_happen_and_the_figures_match_the_lo
     assert {a["kind"] for a in board.queues["billing"]["alerts"]} == {"service_level"}
 
     # the figures agree with the interaction log
-    status, logged = await stack.api("GET", "/api/v1/interactions?limit=200", "supervisor")
+    status, logged = await stack.api_as("GET", "/api/v1/interactions?limit=200", "supervisor")
     assert status == 200
     offered = Counter(i["queue"] for i in logged["items"])
     answered = Counter(i["queue"] for i in logged["items"] if i["answered_at"])
     abandoned = Counter(i["queue"] for i in logged["items"] if i["end_reason"] == "abandoned")
-    status, queues = await stack.api("GET", "/api/v1/queues", "supervisor")
+    status, queues = await stack.api_as("GET", "/api/v1/queues", "supervisor")
     assert status == 200
     for item in queues["items"]:
         today = item["today"]
@@ -184,25 +133,25 @@ async def test_supervisor_sees_calls_as_they_happen_and_the_figures_match_the_lo
     assert {i["queue"]: i["today"]["offered"] for i in queues["items"]} == {"support": 1, "sales": 0, "billing": 1}
 
     # drill down: the queue's and the agent's calls of the day
-    status, support = await stack.api("GET", "/api/v1/queues/support", "admin")
+    status, support = await stack.api_as("GET", "/api/v1/queues/support", "admin")
     assert status == 200 and [c["call_id"] for c in support["calls_today"]] == [linkedid]
-    status, _ = await stack.api("PUT", f"/api/v1/interactions/{linkedid}/outcome", "agent1001", json={"disposition": "resolved"})
+    status, _ = await stack.api_as("PUT", f"/api/v1/interactions/{linkedid}/outcome", "agent1001", json={"disposition": "resolved"})
     assert status == 200
     await board.until(agent_is("1001", "available"))  # the outcome ends wrap-up at once
-    status, alice = await stack.api("GET", "/api/v1/agents/1001", "supervisor")
+    status, alice = await stack.api_as("GET", "/api/v1/agents/1001", "supervisor")
     assert status == 200 and alice["state"] == "available" and alice["today"]["answered"] == 1
     assert [(c["call_id"], c["disposition"]) for c in alice["calls_today"]] == [(linkedid, "resolved")]
-    assert (await stack.api("GET", "/api/v1/queues/nope", "supervisor"))[0] == 404
-    assert (await stack.api("GET", "/api/v1/agents/9999", "supervisor"))[0] == 404
+    assert (await stack.api_as("GET", "/api/v1/queues/nope", "supervisor"))[0] == 404
+    assert (await stack.api_as("GET", "/api/v1/agents/9999", "supervisor"))[0] == 404
     await board.close()
 
 
 async def test_rest_roles_and_the_wallboard_token(stack):
     for path in ("/api/v1/queues", "/api/v1/queues/support", "/api/v1/agents", "/api/v1/agents/1001"):
-        assert (await stack.api("GET", path, "agent1001"))[0] == 403, path
-        assert (await stack.api("GET", path, None))[0] == 401, path
-        assert (await stack.api("GET", path, "supervisor"))[0] == 200, path
-    status, agents = await stack.api("GET", "/api/v1/agents", "admin")
+        assert (await stack.api_as("GET", path, "agent1001"))[0] == 403, path
+        assert (await stack.api_as("GET", path, None))[0] == 401, path
+        assert (await stack.api_as("GET", path, "supervisor"))[0] == 200, path
+    status, agents = await stack.api_as("GET", "/api/v1/agents", "admin")
     assert status == 200 and {"1001", "1002", "1003", "1004"} <= {a["agent_id"] for a in agents["items"]}
 
     async def wall(query: str = "", headers=None):
@@ -233,7 +182,7 @@ async def test_rest_roles_and_the_wallboard_token(stack):
     billing = await asyncio.wait_for(waiting(), 10)
     (caller,) = billing["waiting"]
     assert caller["caller_number"] is None and caller["customer_name"] is None and caller["since"]
-    status, full = await stack.api("GET", "/api/v1/queues/billing", "supervisor")
+    status, full = await stack.api_as("GET", "/api/v1/queues/billing", "supervisor")
     assert full["waiting"][0]["caller_number"] == ANA
     placed.cancel()
 
@@ -297,7 +246,7 @@ async def test_simulated_traffic_figures_agree_with_the_interaction_log(stack):
     placed = await stack.simulator.run_traffic(3.0, callers, duration=2.5, speed=10)
     assert placed >= 5
     for _ in range(100):  # the last hang-ups reach the log one writer flush later
-        status, logged = await stack.api("GET", "/api/v1/interactions?limit=200", "supervisor")
+        status, logged = await stack.api_as("GET", "/api/v1/interactions?limit=200", "supervisor")
         ended = [i for i in logged["items"] if i["ended_at"]]
         if len(ended) >= placed:
             break
@@ -318,6 +267,6 @@ async def test_simulated_traffic_figures_agree_with_the_interaction_log(stack):
     for agent_id, count in answered_by.items():
         assert board.agents[agent_id]["state"] == "wrap_up"
         assert board.agents[agent_id]["today"]["answered"] >= count
-    status, rest = await stack.api("GET", "/api/v1/agents", "supervisor")
+    status, rest = await stack.api_as("GET", "/api/v1/agents", "supervisor")
     assert {a["agent_id"]: a["state"] for a in rest["items"]} == {a: m["state"] for a, m in board.agents.items()}
     await board.close()
