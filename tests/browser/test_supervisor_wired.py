@@ -18,12 +18,7 @@ from dataclasses import replace
 
 import pytest
 
-from adapters.demo import demo_sources, seed_demo
-from screenpop.auth.store import ensure_demo_users
-from screenpop.config import load_settings
-from screenpop.demo import demo_users
-from screenpop.service import ScreenpopService
-from telephony.simulator import PbxSimulator
+from tests.stack import Stack
 
 pytestmark = [pytest.mark.browser, pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")]
 
@@ -55,47 +50,23 @@ document.addEventListener('DOMContentLoaded', () => {
 """
 
 
-@pytest.fixture(scope="module")
-def demo_dbs(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("demo")
-    dsns = {name: f"sqlite+aiosqlite:///{folder}/{name}.sqlite3" for name in ("sales", "billing", "support")}
-    asyncio.run(seed_demo(dsns, customers=300, seed=3))
-    return dsns
+def supervised(settings):
+    """The wallboard token, and pushes every 100 ms."""
+    return replace(settings, supervision=replace(settings.supervision, wallboard_token=WALL_TOKEN, push_interval_seconds=0.1))
 
 
 @pytest.fixture
-async def service(demo_dbs, tmp_path):
-    simulator = PbxSimulator(seed=11, secret="browser-secret")
-    port = await simulator.start()
-    settings = load_settings(None, env={})
-    settings = replace(
-        settings,
-        ami=replace(settings.ami, port=port, secret="browser-secret", reconnect_min=0.05, reconnect_max=0.5),
-        sources=demo_sources(demo_dbs),
-        storage=replace(settings.storage, dsn=f"sqlite+aiosqlite:///{tmp_path}/interactions.sqlite3"),
-        lookup=replace(settings.lookup, deadline_ms=2000),
-        web=replace(settings.web, port=0),
-        interactions=replace(settings.interactions, flush_interval=0.05, spill_path=str(tmp_path / "spill.jsonl")),
-        supervision=replace(settings.supervision, wallboard_token=WALL_TOKEN, push_interval_seconds=0.1),
-    )
-    service = ScreenpopService(settings)
-    service.base_url = await service.start()
-    service.simulator = simulator
-    try:
-        await ensure_demo_users(service.accounts, demo_users())
-        await asyncio.wait_for(service.connection.connected_event.wait(), 5)
-        yield service
-    finally:
-        await service.stop()
-        await simulator.stop()
+async def stack(demo_dbs, tmp_path):
+    async with Stack(demo_dbs, tmp_path, configure=supervised) as stack:
+        yield stack
 
 
 async def wait_js(page, expression: str, arg=None, timeout: float = 15000):
     await page.wait_for_function(expression, arg=arg, timeout=timeout)
 
 
-async def test_supervisor_watches_real_calls_arrive(browser, service, shot):
-    context = await browser.new_context(viewport={"width": 1366, "height": 900}, base_url=service.base_url)
+async def test_supervisor_watches_real_calls_arrive(browser, stack, shot):
+    context = await browser.new_context(viewport={"width": 1366, "height": 900}, base_url=stack.url)
     await context.add_init_script(RECORD)
     page = await context.new_page()
     errors: list[str] = []
@@ -107,7 +78,7 @@ async def test_supervisor_watches_real_calls_arrive(browser, service, shot):
         await page.fill("#login-username", "supervisor")
         await page.fill("#login-password", "demo")
         await page.click("#login-submit")
-        await page.wait_for_url(service.base_url + "/supervisor")  # not **/supervisor: the login page's ?next= matches that
+        await page.wait_for_url(stack.url + "/supervisor")  # not **/supervisor: the login page's ?next= matches that
         await wait_js(page, "() => window.screenpop && window.screenpop.connected", timeout=10000)
         await page.evaluate("window.__sameDocument = true")
 
@@ -121,7 +92,7 @@ async def test_supervisor_watches_real_calls_arrive(browser, service, shot):
         await shot(page, "0-idle")
 
         # -- a caller queues for support; 1001 rings, answers after 3 s, talks 3 s
-        call = asyncio.create_task(service.simulator.place_call(
+        call = asyncio.create_task(stack.simulator.place_call(
             "queue_answered", ANA, HOSTILE_CALLER_NAME, queue="support", agents=["1001"], answer_after=3.0, talk_seconds=3.0, speed=1))
         await wait_js(page, "() => document.querySelector(\".queue-tile[data-queue='support'] .waiting-count\").textContent === '1'")
         await wait_js(page, "() => document.querySelector(\"#agents-body tr[data-agent-id='1001']\").dataset.state === 'ringing'")
@@ -146,7 +117,7 @@ async def test_supervisor_watches_real_calls_arrive(browser, service, shot):
         # -- a caller gives up waiting in billing (nobody answers): abandoned counts, the SL moves
         billing = page.locator(".queue-tile[data-queue='billing']")
         abandoned_before = int(await billing.locator(".today-abandoned").text_content())
-        await service.simulator.place_call("queue_abandoned", "+34600111222", "Frank", queue="billing", agents=["1003"], patience=2.5, speed=1)
+        await stack.simulator.place_call("queue_abandoned", "+34600111222", "Frank", queue="billing", agents=["1003"], patience=2.5, speed=1)
         await wait_js(page, "n => Number(document.querySelector(\".queue-tile[data-queue='billing'] .today-abandoned\").textContent) === n + 1", arg=abandoned_before)
         await shot(page, "3-after")
 
@@ -171,7 +142,7 @@ async def test_supervisor_watches_real_calls_arrive(browser, service, shot):
         await context.close()
 
     # -- the wallboard: no login, its own token, the same queues
-    tv = await browser.new_context(viewport={"width": 1920, "height": 1080}, base_url=service.base_url)
+    tv = await browser.new_context(viewport={"width": 1920, "height": 1080}, base_url=stack.url)
     try:
         wall = await tv.new_page()
         await wall.goto(f"/wallboard?token={WALL_TOKEN}")

@@ -11,16 +11,10 @@ log, and the search and detail pages then show it.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 
 import pytest
 
-from adapters.demo import demo_sources, seed_demo
-from screenpop.auth.store import ensure_demo_users
-from screenpop.config import load_settings
-from screenpop.demo import demo_users
-from screenpop.service import ScreenpopService
-from telephony.simulator import PbxSimulator
+from tests.stack import Stack
 
 pytestmark = [pytest.mark.browser, pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")]
 
@@ -43,42 +37,14 @@ document.addEventListener('DOMContentLoaded', () => {
 """
 
 
-@pytest.fixture(scope="module")
-def demo_dbs(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("demo")
-    dsns = {name: f"sqlite+aiosqlite:///{folder}/{name}.sqlite3" for name in ("sales", "billing", "support")}
-    asyncio.run(seed_demo(dsns, customers=300, seed=3))
-    return dsns
-
-
 @pytest.fixture
-async def service(demo_dbs, tmp_path):
-    simulator = PbxSimulator(seed=7, secret="browser-secret")
-    port = await simulator.start()
-    settings = load_settings(None, env={})
-    settings = replace(
-        settings,
-        ami=replace(settings.ami, port=port, secret="browser-secret", reconnect_min=0.05, reconnect_max=0.5),
-        sources=demo_sources(demo_dbs),
-        storage=replace(settings.storage, dsn=f"sqlite+aiosqlite:///{tmp_path}/interactions.sqlite3"),
-        lookup=replace(settings.lookup, deadline_ms=2000),
-        web=replace(settings.web, port=0),
-        interactions=replace(settings.interactions, flush_interval=0.05, spill_path=str(tmp_path / "spill.jsonl")),
-    )
-    service = ScreenpopService(settings)
-    service.base_url = await service.start()
-    service.simulator = simulator
-    try:
-        await ensure_demo_users(service.accounts, demo_users())
-        await asyncio.wait_for(service.connection.connected_event.wait(), 5)
-        yield service
-    finally:
-        await service.stop()
-        await simulator.stop()
+async def stack(demo_dbs, tmp_path):
+    async with Stack(demo_dbs, tmp_path, simulator_seed=7) as stack:
+        yield stack
 
 
-async def test_agent_takes_a_real_call_and_records_its_outcome(browser, service, shot):
-    context = await browser.new_context(viewport={"width": 1366, "height": 768}, base_url=service.base_url)
+async def test_agent_takes_a_real_call_and_records_its_outcome(browser, stack, shot):
+    context = await browser.new_context(viewport={"width": 1366, "height": 768}, base_url=stack.url)
     await context.add_init_script(RECORD_STATUSES)
     page = await context.new_page()
     errors: list[str] = []
@@ -94,7 +60,7 @@ async def test_agent_takes_a_real_call_and_records_its_outcome(browser, service,
         assert await page.evaluate("window.screenpop.status") == "ready"
 
         # -- the PBX rings 1001 from the support queue
-        call = asyncio.create_task(service.simulator.place_call(
+        call = asyncio.create_task(stack.simulator.place_call(
             "queue_answered", ANA, HOSTILE_CALLER_NAME, queue="support", agents=["1001"], answer_after=2.0, talk_seconds=2.0, speed=1))
         await page.wait_for_selector(".pop .customer-name", timeout=10000)
         assert await page.text_content(".pop .pop-caller-name") == HOSTILE_CALLER_NAME
@@ -115,7 +81,7 @@ async def test_agent_takes_a_real_call_and_records_its_outcome(browser, service,
         await page.fill("#outcome-follow-up", "2026-12-01")
         await page.click("#outcome-submit")
         await page.wait_for_function("() => window.screenpop.status === 'ready'", timeout=5000)
-        record = await service.interactions.store.get(call_id)
+        record = await stack.service.interactions.store.get(call_id)
         assert record.disposition == "resolved" and str(record.follow_up) == "2026-12-01" and record.outcome_by == "agent1001"
         assert [n.text for n in record.notes] == ["Router replaced <b>today</b>"]
 
