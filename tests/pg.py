@@ -19,10 +19,11 @@ def asyncpg_dsn(dsn: str = POSTGRES_DSN) -> str:
     return make_url(dsn).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-async def admin() -> asyncpg.Connection:
-    """A connection to the server's test database, or a test failure saying why."""
+async def admin(**options) -> asyncpg.Connection:
+    """A connection to the server's test database, or a test failure saying
+    why; ``options`` go to :func:`asyncpg.connect` (``server_settings``...)."""
     try:
-        return await asyncpg.connect(asyncpg_dsn(), timeout=5)
+        return await asyncpg.connect(asyncpg_dsn(), timeout=5, **options)
     except Exception as exc:  # pragma: no cover - the point is to fail loudly
         pytest.fail(f"PostgreSQL is required at {POSTGRES_DSN} and is not reachable: {exc}")
 

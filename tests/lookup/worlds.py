@@ -10,6 +10,7 @@ import asyncpg
 
 from adapters.sql import SqlSource
 from tests.conftest import POSTGRES_DSN
+from tests.pg import admin, asyncpg_dsn, create_database, drop_database
 
 HOSTILE_NAME = "<script>alert('x')</script> O'Brien; DROP TABLE customers; -- \u202eevil"
 
@@ -61,14 +62,6 @@ def sqlite_sources(sales: Path, billing: Path, **options) -> list[SqlSource]:
     ]
 
 
-def pg_url(database: str | None = None) -> str:
-    """The asyncpg URL (no SQLAlchemy driver part) of the test server."""
-    url = POSTGRES_DSN.replace("postgresql+asyncpg://", "postgresql://")
-    if database is not None:
-        url = url.rsplit("/", 1)[0] + "/" + database
-    return url
-
-
 class PgSchema:
     """A uniquely named schema holding the billing table; dropped on ``drop``."""
 
@@ -80,7 +73,7 @@ class PgSchema:
         return f"{POSTGRES_DSN}?search_path={self.name}"
 
     async def create(self, rows=BILLING_ROWS) -> "PgSchema":
-        conn = await asyncpg.connect(pg_url())
+        conn = await admin()
         try:
             await conn.execute(f"CREATE SCHEMA {self.name}")
             await conn.execute(
@@ -92,14 +85,14 @@ class PgSchema:
         return self
 
     async def execute(self, sql: str, *args) -> None:
-        conn = await asyncpg.connect(pg_url(), server_settings={"search_path": self.name})
+        conn = await admin(server_settings={"search_path": self.name})
         try:
             await conn.execute(sql, *args)
         finally:
             await conn.close()
 
     async def drop(self) -> None:
-        conn = await asyncpg.connect(pg_url())
+        conn = await admin()
         try:
             await conn.execute(f"DROP SCHEMA IF EXISTS {self.name} CASCADE")
         finally:
@@ -117,22 +110,14 @@ def pg_billing(schema: PgSchema, name: str = "billing", **options) -> SqlSource:
 
 
 class PgDatabase:
-    """A whole database of its own, so a test can make it vanish."""
+    """A whole database of its own (:func:`tests.pg.create_database`), so a test can make it vanish."""
 
     def __init__(self) -> None:
-        self.name = f"lk_{uuid.uuid4().hex[:10]}"
-
-    @property
-    def dsn(self) -> str:
-        return POSTGRES_DSN.rsplit("/", 1)[0] + "/" + self.name
+        self.dsn = ""
 
     async def create(self) -> "PgDatabase":
-        admin = await asyncpg.connect(pg_url())
-        try:
-            await admin.execute(f'CREATE DATABASE "{self.name}"')
-        finally:
-            await admin.close()
-        conn = await asyncpg.connect(pg_url(self.name))
+        self.dsn = await create_database("lk")
+        conn = await asyncpg.connect(asyncpg_dsn(self.dsn))
         try:
             await conn.execute("CREATE TABLE accounts (account_no text PRIMARY KEY, email text, phone text, balance numeric(12,2), currency text)")
             await conn.executemany("INSERT INTO accounts VALUES ($1, $2, $3, $4::numeric, $5)", BILLING_ROWS)
@@ -141,8 +126,5 @@ class PgDatabase:
         return self
 
     async def drop(self) -> None:
-        admin = await asyncpg.connect(pg_url())
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        """Idempotent: a test drops it to make it vanish, and again when done."""
+        await drop_database(self.dsn)
