@@ -10,21 +10,14 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from telephony.simulator import PbxSimulator
 from telephony.simulator.model import IdAllocator
-from tests.stack import AMI_SECRET, seed_databases
+from tests.stack import AMI_SECRET
 
 from .harness import EventTap, Inbox, eventually, start_call
 
 ANA = "+34912345678"  # a demo persona in all three systems
 BOB = "+14155550100"
-
-
-@pytest.fixture(scope="module")
-def demo_dbs(tmp_path_factory):  # the `stack` fixture (tests/conftest.py) runs on these
-    return seed_databases(tmp_path_factory.mktemp("faults-ami"))
 
 
 async def relogged(stack, logins: int, timeout: float = 10.0) -> None:

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
-import pytest
 from sqlalchemy.engine import make_url
 
 from adapters.demo import demo_sources
@@ -28,8 +27,7 @@ from screenpop.interactions import spill as spill_file
 from screenpop.interactions.record import merge
 from telephony.simulator import PbxSimulator
 from tests.conftest import POSTGRES_DSN
-from tests.stack import seed_databases
-from tests.pg import asyncpg_dsn, create_database, drop_database
+from tests.pg import asyncpg_dsn
 
 from .harness import eventually
 from .proxy import TcpProxy
@@ -40,20 +38,6 @@ AMI_SECRET = "sigkill-secret"
 PASSWORD = "sigkill-password-0123"
 CALLERS = [("+34912345678", "Ana Garcia"), ("+14155550100", "Bob Smith"), ("+34600111222", "Frank Moreno"),
            ("+34955000111", None)]
-
-
-@pytest.fixture(scope="module")
-def dsns(tmp_path_factory):
-    return seed_databases(tmp_path_factory.mktemp("faults-sigkill"))
-
-
-@pytest.fixture
-async def database():
-    dsn = await create_database("sp_sigkill")
-    try:
-        yield dsn
-    finally:
-        await drop_database(dsn)
 
 
 def toml_config(path: Path, *, ami_port: int, storage: str, spill: Path, sources) -> Path:
@@ -141,7 +125,7 @@ def spilled(path: Path) -> dict[str, object]:
     return out
 
 
-async def test_sigkill_loses_no_acknowledged_record_committed_or_spilled(dsns, tmp_path, database):
+async def test_sigkill_loses_no_acknowledged_record_committed_or_spilled(demo_dbs, tmp_path, database):
     """Proves: a node killed with SIGKILL (no shutdown code runs) and started
     again has lost nothing it acknowledged: every call record that was
     committed before the kill is still there, unchanged; every outcome that
@@ -160,7 +144,7 @@ async def test_sigkill_loses_no_acknowledged_record_committed_or_spilled(dsns, t
     ami_port = await simulator.start()
     spill = tmp_path / "spill.jsonl"
     storage = make_url(database).set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-    config = toml_config(tmp_path / "node.toml", ami_port=ami_port, storage=storage, spill=spill, sources=demo_sources(dsns))
+    config = toml_config(tmp_path / "node.toml", ami_port=ami_port, storage=storage, spill=spill, sources=demo_sources(demo_dbs))
     node = Node(config, tmp_path / "node.log")
     traffic = None
     try:

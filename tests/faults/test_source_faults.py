@@ -12,12 +12,11 @@ import json
 import sqlite3
 from dataclasses import replace
 
-import pytest
 from aiohttp import web
 
 from adapters.demo import demo_sources
 from screenpop.config import SourceSettings
-from tests.stack import Stack, seed_databases
+from tests.stack import Stack
 
 from .harness import EventTap, Inbox, eventually, start_call
 
@@ -27,11 +26,6 @@ ANA, BOB, FRANK, HECTOR = "+34912345678", "+14155550100", "+34600111222", "+6591
 CRM_ONLY = "+34911000004"  # a number only the hostile source knows
 DEEP = "[" * 100_000 + "]" * 100_000  # nesting no JSON parser in Python survives
 HUGE = "x" * 3_000_000
-
-
-@pytest.fixture(scope="module")
-def dsns(tmp_path_factory):
-    return seed_databases(tmp_path_factory.mktemp("faults-sources"))
 
 
 def garbage_crm(path) -> SourceSettings:
@@ -79,7 +73,7 @@ async def call_and_pop(stack, inbox: Inbox, tap: EventTap, number: str, agent: s
     return inbox.of(call_id, "pop")[0]
 
 
-async def test_a_source_answering_garbage_never_costs_the_pop_or_the_other_sources(dsns, tmp_path):
+async def test_a_source_answering_garbage_never_costs_the_pop_or_the_other_sources(demo_dbs, tmp_path):
     """Proves: rows with wrong types, NaN and infinities, a 3 MB value,
     invalid UTF-8 and broken or pathologically nested JSON from one source
     (and junk in its phone list) neither delay nor lose a pop: each pop
@@ -88,7 +82,7 @@ async def test_a_source_answering_garbage_never_costs_the_pop_or_the_other_sourc
     deliver is marked as that source's error with a reason.  Every call is
     logged with the customer the healthy sources named."""
     crm = garbage_crm(tmp_path / "crm.sqlite3")
-    stack = Stack(dsns, tmp_path, configure=lambda s: fast_lookup(s, [*demo_sources(dsns), crm]))
+    stack = Stack(demo_dbs, tmp_path, configure=lambda s: fast_lookup(s, [*demo_sources(demo_dbs), crm]))
     await stack.start()
     try:
         tap = EventTap(stack.service)
@@ -161,7 +155,7 @@ class HangingCrm:
         await self.runner.cleanup()
 
 
-async def test_a_hanging_source_and_a_vanished_database_leave_pops_on_time_with_the_gap_named(dsns, tmp_path):
+async def test_a_hanging_source_and_a_vanished_database_leave_pops_on_time_with_the_gap_named(demo_dbs, tmp_path):
     """Proves: a source that accepts requests and never answers does not
     hold the pop past the deadline; the card says it is pending, then a
     card update says it timed out; after ``breaker_failures`` such calls
@@ -175,8 +169,8 @@ async def test_a_hanging_source_and_a_vanished_database_leave_pops_on_time_with_
     copies = tmp_path / "own"  # the support database, copied so this test may delete it
     copies.mkdir()
     support_path = copies / "support.sqlite3"
-    support_path.write_bytes(open(dsns["support"].split("///", 1)[1], "rb").read())
-    own = {**dsns, "support": f"sqlite+aiosqlite:///{support_path}"}
+    support_path.write_bytes(open(demo_dbs["support"].split("///", 1)[1], "rb").read())
+    own = {**demo_dbs, "support": f"sqlite+aiosqlite:///{support_path}"}
     stack = Stack(own, tmp_path, configure=lambda s: fast_lookup(s, [*demo_sources(own), crm]))
     await stack.start()
     try:

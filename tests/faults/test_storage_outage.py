@@ -16,8 +16,8 @@ from sqlalchemy.engine import make_url
 
 from screenpop.interactions.record import fold
 from tests.conftest import POSTGRES_DSN
-from tests.stack import Stack, seed_databases
-from tests.pg import asyncpg_dsn, create_database, drop_database
+from tests.pg import asyncpg_dsn
+from tests.stack import Stack
 
 from .harness import EventTap, Inbox, eventually
 from .proxy import TcpProxy
@@ -26,20 +26,6 @@ CALLERS = [("+34912345678", "Ana Garcia"), ("+14155550100", "Bob Smith"), ("+346
            ("+34955000111", None), (None, None)]
 OUTAGE_SECONDS = 10  # "down for a minute", compressed: the mechanism does not depend on the length
 POP_BUDGET = 1.0  # seconds from the call event reaching the orchestrator to the pop on the agent's socket
-
-
-@pytest.fixture(scope="module")
-def dsns(tmp_path_factory):
-    return seed_databases(tmp_path_factory.mktemp("faults-storage"))
-
-
-@pytest.fixture
-async def database():
-    dsn = await create_database("sp_faults")
-    try:
-        yield dsn
-    finally:
-        await drop_database(dsn)
 
 
 @pytest.fixture
@@ -64,7 +50,7 @@ async def stored(dsn: str) -> dict[str, dict]:
     return {r["call_id"]: dict(r) for r in rows}
 
 
-async def test_postgres_down_during_traffic_queues_spills_and_replays_every_call_once(dsns, tmp_path, database, proxy):
+async def test_postgres_down_during_traffic_queues_spills_and_replays_every_call_once(demo_dbs, tmp_path, database, proxy):
     """Proves: with PostgreSQL unreachable for a stretch of continuous
     traffic (10 s here, standing for a minute or more), pops go on within
     their budget, agents stay connected, /healthz reports storage down with
@@ -83,7 +69,7 @@ async def test_postgres_down_during_traffic_queues_spills_and_replays_every_call
         return replace(settings, storage=replace(settings.storage, dsn=through(proxy, database)),
                        interactions=replace(settings.interactions, max_pending=4, spill_path=str(spill)))
 
-    stack = Stack(dsns, tmp_path, configure=configure)
+    stack = Stack(demo_dbs, tmp_path, configure=configure)
     await stack.start()
     try:
         writer = stack.service.interactions.writer
