@@ -137,6 +137,7 @@ async def run_sim(args) -> int:
     tracked = frozenset(getattr(tracker, "_handlers", {})) or None  # events the tracker reads; None: all
     mirror = PopMirror()
     triggers: list[tuple] = []  # (call_id, agent, sent_at, AMI event, call event type)
+    unpops: list[tuple] = []  # (call_id, agent, sent_at): the call leaves that agent's screen (missed, ended...)
     calls: dict[str, tuple[str, str]] = {}  # linkedid -> (phase, scenario)
 
     def hook(event, sent_at: float) -> None:
@@ -144,8 +145,11 @@ async def run_sim(args) -> int:
         if tracked is not None and name not in tracked:
             return
         for call_event in tracker.feed({key: str(value) for key, value in event.items()}):
+            shown = set(mirror.popped.get(call_event.call_id, ()))
             for agent in mirror.apply(call_event):
                 triggers.append((call_event.call_id, agent, sent_at, name, call_event.type))
+            for agent in shown - mirror.popped.get(call_event.call_id, set()):
+                unpops.append((call_event.call_id, agent, sent_at))
 
     sim.on_event_sent(hook)
     port = await sim.start()
@@ -156,6 +160,32 @@ async def run_sim(args) -> int:
     command = json.loads(line)
     with open(command["plan"]) as f:
         phases = json.load(f)
+    quit_ = asyncio.Event()
+
+    async def commands() -> None:
+        """Commands while the calls run too: ``dump`` (``since``: only the
+        triggers from that index on, ``unpops_since``: the same for the
+        unpops, for a parent reading as it goes) and
+        ``quit`` (stops placing calls and drops those in flight)."""
+        while True:
+            line = await loop.run_in_executor(None, sys.stdin.readline)
+            if not line:
+                break
+            command = json.loads(line)
+            if command["cmd"] == "dump":
+                since = command.get("since")
+                with open(command["path"], "w") as f:
+                    if since is None:
+                        json.dump({"triggers": triggers, "calls": calls, "unpops": unpops}, f)
+                    else:
+                        json.dump({"triggers": triggers[since:], "since": since,
+                                   "unpops": unpops[command.get("unpops_since", 0):]}, f)
+                say({"dumped": command["path"], "triggers": len(triggers)})
+            elif command["cmd"] == "quit":
+                break
+        quit_.set()
+
+    commander = asyncio.create_task(commands())
     names = [name for name, weight in DEFAULT_MIX.items() if weight > 0]
     weights = [DEFAULT_MIX[name] for name in names]
     sim.set_speed(1.0)
@@ -169,7 +199,7 @@ async def run_sim(args) -> int:
         end = arrival + seconds
         say({"phase": name, "t": time.time()})
         i = 0
-        while arrival < end:
+        while arrival < end and not quit_.is_set():
             delay = sim.clock.wall_delay(arrival)
             if delay > 0:
                 await asyncio.sleep(delay)
@@ -187,19 +217,12 @@ async def run_sim(args) -> int:
             arrival += 1.0 / rate
     say({"placing_done": True, "t": time.time(), "placed": placed, "max_late": round(late, 4)})
     if in_flight:
-        await asyncio.gather(*list(in_flight), return_exceptions=True)
-    say({"done": True, "t": time.time(), "events_sent": sim.events_sent, "triggers": len(triggers)})
-    while True:
-        line = await loop.run_in_executor(None, sys.stdin.readline)
-        if not line:
-            break
-        command = json.loads(line)
-        if command["cmd"] == "dump":
-            with open(command["path"], "w") as f:
-                json.dump({"triggers": triggers, "calls": calls}, f)
-            say({"dumped": command["path"]})
-        elif command["cmd"] == "quit":
-            break
+        calls_over = asyncio.ensure_future(asyncio.gather(*list(in_flight), return_exceptions=True))
+        await asyncio.wait([calls_over, asyncio.ensure_future(quit_.wait())], return_when=asyncio.FIRST_COMPLETED)
+    if not quit_.is_set():
+        say({"done": True, "t": time.time(), "events_sent": sim.events_sent, "triggers": len(triggers)})
+    await quit_.wait()
+    await commander
     await sim.stop()
     return 0
 
@@ -437,11 +460,55 @@ def analyse(sim_dump: dict, client_dump: dict, phases: list[str]) -> dict:
     return out
 
 
-async def run_service(args) -> int:
+def service_settings(base, ami_port: int, dsns: dict[str, str], run: Path, fresh_seconds: float | None = None):
+    """The service's settings in a bench: defaults apart from the simulator's
+    AMI port, the seeded demo sources, an interaction log and spill file in
+    ``run`` and an ephemeral web port."""
+    from adapters.demo import demo_sources
+
+    settings = replace(
+        base,
+        ami=replace(base.ami, host="127.0.0.1", port=ami_port, secret=SECRET),
+        sources=demo_sources(dsns),
+        storage=replace(base.storage, dsn=f"sqlite+aiosqlite:///{run}/interactions.sqlite3"),
+        interactions=replace(base.interactions, spill_path=str(run / "spill.jsonl")),
+        web=replace(base.web, host="127.0.0.1", port=0),
+    )
+    if fresh_seconds is not None:
+        settings = replace(settings, lookup=replace(settings.lookup, cache_fresh_seconds=fresh_seconds))
+    return settings
+
+
+async def open_sessions(service, url: str, count: int) -> list[tuple[str, str]]:
+    """Agents 2001.. as users with open sessions: [(agent_id, token), ...].
+
+    Accounts: scrypt at the production cost is ~50 ms a user, so the agents
+    are created through a second store on the same engine with a cheap
+    scrypt cost, and their sessions opened directly in the service's store;
+    one agent logs in through the real HTTP API as a check of that path."""
     import aiohttp
 
-    from adapters.demo import demo_sources
     from screenpop.auth.store import AccountStore
+
+    cheap = AccountStore(service.interactions.engine, scrypt_n=2**4)
+    agent_ids = [str(2001 + n) for n in range(count)]
+    users = []
+    for i in range(0, len(agent_ids), 200):
+        users += await asyncio.gather(*(cheap.create_user(f"agent{a}", PASSWORD, "agent", a, f"Agent {a}")
+                                        for a in agent_ids[i:i + 200]))
+    tokens = []
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{url}/api/v1/session", json={"username": users[0].username, "password": PASSWORD,
+                                                           "return_token": True}) as r:
+            assert r.status == 200, await r.text()
+            tokens.append((users[0].agent_id, (await r.json())["token"]))
+    for user in users[1:]:
+        token, _ = await service.accounts.create_session(user)
+        tokens.append((user.agent_id, token))
+    return tokens
+
+
+async def run_service(args) -> int:
     from screenpop.config import load_settings
     from screenpop.service import ScreenpopService
 
@@ -470,16 +537,7 @@ async def run_service(args) -> int:
     hello = await sim.read(120)
     print(f"simulator pid={sim.proc.pid} port={hello['port']} queues={hello['queues']}", file=sys.stderr)
 
-    settings = replace(
-        base,
-        ami=replace(base.ami, host="127.0.0.1", port=hello["port"], secret=SECRET),
-        sources=demo_sources(dsns),
-        storage=replace(base.storage, dsn=f"sqlite+aiosqlite:///{run}/interactions.sqlite3"),
-        interactions=replace(base.interactions, spill_path=str(run / "spill.jsonl")),
-        web=replace(base.web, host="127.0.0.1", port=0),
-    )
-    if args.fresh_seconds is not None:
-        settings = replace(settings, lookup=replace(settings.lookup, cache_fresh_seconds=args.fresh_seconds))
+    settings = service_settings(base, hello["port"], dsns, run, args.fresh_seconds)
     service = ScreenpopService(settings)
     clients = None
     report: dict = {"args": vars(args), "pid": os.getpid()}
@@ -489,26 +547,9 @@ async def run_service(args) -> int:
         await asyncio.wait_for(service.connection.connected_event.wait(), 30)
         print(f"service up {url} in {time.monotonic() - started:.1f} s (index built)", file=sys.stderr)
 
-        # Accounts: scrypt at the production cost is ~50 ms a user, so the agents
-        # are created through a second store on the same engine with a cheap
-        # scrypt cost, and their sessions opened directly in the service's store;
-        # one agent logs in through the real HTTP API as a check of that path.
+        # Accounts: see open_sessions (cheap scrypt, one login over HTTP).
         started = time.monotonic()
-        cheap = AccountStore(service.interactions.engine, scrypt_n=2**4)
-        agent_ids = [str(2001 + n) for n in range(args.agents)]
-        users = []
-        for i in range(0, len(agent_ids), 200):
-            users += await asyncio.gather(*(cheap.create_user(f"agent{a}", PASSWORD, "agent", a, f"Agent {a}")
-                                            for a in agent_ids[i:i + 200]))
-        tokens = []
-        async with aiohttp.ClientSession() as http:
-            async with http.post(f"{url}/api/v1/session", json={"username": users[0].username, "password": PASSWORD,
-                                                               "return_token": True}) as r:
-                assert r.status == 200, await r.text()
-                tokens.append((users[0].agent_id, (await r.json())["token"]))
-        for user in users[1:]:
-            token, _ = await service.accounts.create_session(user)
-            tokens.append((user.agent_id, token))
+        tokens = await open_sessions(service, url, args.agents)
         (run / "tokens.json").write_text(json.dumps(tokens))
         print(f"{len(tokens)} agents and sessions in {time.monotonic() - started:.1f} s", file=sys.stderr)
 
