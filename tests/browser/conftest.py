@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.stub_server import StubService, start
+from tests.browser.stub_server import StubService, serving
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts" / "browser"
@@ -35,13 +35,8 @@ async def browser():
 
 @pytest.fixture
 async def stub():
-    service = StubService()
-    server = await start(service)
-    service.base_url = str(server.make_url("/")).rstrip("/")
-    try:
+    async with serving(StubService()) as service:
         yield service
-    finally:
-        await server.close()
 
 
 @pytest.fixture

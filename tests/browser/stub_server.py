@@ -11,6 +11,7 @@ database or timing luck.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -180,3 +181,14 @@ async def start(service: StubService) -> TestServer:
     server = TestServer(service.app())
     await server.start_server()
     return server
+
+
+@contextlib.asynccontextmanager
+async def serving(service: StubService):
+    """``service`` served on loopback (its ``base_url`` set) until the block ends."""
+    server = await start(service)
+    service.base_url = str(server.make_url("/")).rstrip("/")
+    try:
+        yield service
+    finally:
+        await server.close()

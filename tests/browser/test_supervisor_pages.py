@@ -21,7 +21,7 @@ import pytest
 from aiohttp import web
 
 from agent_ui import supervisor_pages
-from tests.browser.stub_server import StubService, User, now, start
+from tests.browser.stub_server import StubService, User, now, serving
 from tests.browser.test_agent_desktop import known_card
 
 pytestmark = [pytest.mark.browser, pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")]
@@ -114,13 +114,8 @@ class SupervisorStub(StubService):
 
 @pytest.fixture
 async def stub():
-    service = SupervisorStub()
-    server = await start(service)
-    service.base_url = str(server.make_url("/")).rstrip("/")
-    try:
+    async with serving(SupervisorStub()) as service:
         yield service
-    finally:
-        await server.close()
 
 
 async def connected(page, stub, sockets: int = 1) -> None:
