@@ -229,12 +229,14 @@ class ScreenpopService:
                 await self.livecalls.stop()
 
     async def stop(self) -> None:
-        if self.election is not None:
-            await self.election.resign()
+        # The election loop stops first: resigning while it runs lets it win the
+        # lease straight back (and promote a stopping node).
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        if self.election is not None:
+            await self.election.resign()
         await self._demote("stopping")
         if self._runner is not None:
             await self._runner.cleanup()
