@@ -99,7 +99,8 @@ class Ingest:
             self.metrics.call_events.labels(event.type).inc()
             self.orchestrator.handle(event)
             self.supervision.on_call_event(event)
-            bus.publish(EVENTS, event.to_dict())
+            if bus.read(EVENTS):  # embedded: nobody reads call events off the bus, so none is built
+                bus.publish(EVENTS, event.to_dict())
 
         def resynced(live_call_ids: set[str]) -> None:
             if not self._reconciled:  # only the first resync after a takeover

@@ -62,6 +62,10 @@ class LocalBus:
     def subscribe(self, channel: str, handler: Handler) -> None:
         self._handlers.setdefault(channel, []).append(handler)
 
+    def read(self, channel: str) -> bool:
+        """Would a message on ``channel`` reach anyone?  (Callers skip building one that would not.)"""
+        return bool(self._handlers.get(channel))
+
     def publish(self, channel: str, payload: dict[str, Any], *, key: str | None = None) -> None:
         """``key``: the message replaces the previous one of that key (state,
         not news); :meth:`latest` gives the last of each."""
@@ -128,6 +132,9 @@ class RedisBus(LocalBus):
     @property
     def connected(self) -> bool:
         return all(self._ok.values())
+
+    def read(self, channel: str) -> bool:
+        return True  # other nodes and integrations read every stream
 
     def publish(self, channel: str, payload: dict[str, Any], *, key: str | None = None) -> None:
         super().publish(channel, payload, key=key)
