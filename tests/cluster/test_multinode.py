@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from adapters.demo import demo_sources, seed_demo
+from adapters.demo import demo_sources
 from screenpop.auth.store import AccountStore, ensure_demo_users
 from screenpop.demo import demo_users
 from screenpop.interactions.migrate import migrate
@@ -24,14 +24,6 @@ from tests.conftest import REDIS_URL
 from tests.pg import scratch_database
 
 ANA = "+34912345678"
-
-
-@pytest.fixture(scope="module")
-def demo_dbs(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("cluster-demo")
-    dsns = {name: f"sqlite+aiosqlite:///{folder}/{name}.sqlite3" for name in ("sales", "billing", "support")}
-    asyncio.run(seed_demo(dsns, customers=300, seed=3))
-    return dsns
 
 
 @pytest.fixture
