@@ -91,8 +91,8 @@ class Ingest:
         from telephony.feed import CallFeed
         from telephony.tracker import CallTracker
 
-        self.connection = AmiConnection(self.settings.ami)
         tracker = CallTracker(AgentResolver(self.settings.agents.patterns))
+        self.connection = AmiConnection(self.settings.ami, wanted_events=tracker.events_read | self.supervision.events_read)
         bus = self.delivery.bus
 
         def deliver(event) -> None:

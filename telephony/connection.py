@@ -64,6 +64,9 @@ class _Action(actions.Action):
         return finished
 
 
+# Events about the link itself, kept whatever the consumers read.
+LINK_EVENTS = frozenset({"Shutdown", "FullyBooted", "Reload"})
+
 def _message(fields: AmiMessage) -> Message:
     """A panoramisk Message (repeated headers as lists, as it builds them) that
     keeps the decoder's dict, so events handed on are exactly what Asterisk sent."""
@@ -82,7 +85,7 @@ class _AmiProtocol(AMIProtocol):
     def connection_made(self, transport):
         super().connection_made(transport)
         self.factory = self.owner  # panoramisk calls factory.dispatch / factory.connection_lost
-        self.decoder = AmiDecoder()
+        self.decoder = AmiDecoder(wanted_events=self.owner.wanted_events)
         self.lost: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.paused = False
         self.pauses = 0
@@ -184,10 +187,14 @@ class AmiConnection:
     Reading resumes below half the bound.  A stopped connection is not reused.
     """
 
-    def __init__(self, settings: AmiSettings, *, queue_maxsize: int = 10000, resync: bool = True):
+    def __init__(self, settings: AmiSettings, *, queue_maxsize: int = 10000, resync: bool = True,
+                 wanted_events: frozenset[str] | None = None):
+        """``wanted_events``: the events the consumers read (the others are
+        skipped unparsed, see :class:`~telephony.protocol.AmiDecoder`); None: all."""
         if queue_maxsize < 1:
             raise ValueError("queue_maxsize must be at least 1")
         self.settings = settings
+        self.wanted_events = None if wanted_events is None else frozenset(wanted_events) | LINK_EVENTS
         self.resync = resync
         self.queue: asyncio.Queue = _Queue(queue_maxsize, self._consumed)
         self.low_water = queue_maxsize // 2

@@ -217,6 +217,11 @@ class QueueMonitor:
 
     # ------------------------------------------------------------ feeding
 
+    @property
+    def events_read(self) -> frozenset[str]:
+        """The AMI events :meth:`feed` acts on: the link need not parse the others."""
+        return frozenset(self._handlers)
+
     def feed(self, event: AmiMessage) -> Changes:
         handler = self._handlers.get(event.get("Event", ""))
         changes = Changes()

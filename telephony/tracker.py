@@ -149,6 +149,11 @@ class CallTracker:
 
     # ---------------------------------------------------------------- feeding
 
+    @property
+    def events_read(self) -> frozenset[str]:
+        """The AMI events :meth:`feed` acts on: the link need not parse the others."""
+        return frozenset(self._handlers)
+
     def feed(self, event: AmiMessage) -> list[CallEvent]:
         handler = self._handlers.get(event.get("Event", ""))
         if handler is None:

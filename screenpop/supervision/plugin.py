@@ -59,6 +59,10 @@ class Supervision:
         self._tasks: list[asyncio.Task] = []
 
     # the node's inputs
+    @property
+    def events_read(self) -> frozenset[str]:
+        return self.monitor.events_read
+
     def on_ami(self, item: Any) -> None:
         self.service.on_ami(item)
 

@@ -429,3 +429,18 @@ async def test_stop_logs_off_and_leaves_nothing_running(ami):
     assert leftovers == []
     with pytest.raises(AmiNotConnected):
         await conn.send_action({"Action": "Ping"})
+
+
+async def test_a_link_told_what_its_consumers_read_queues_only_that(ami, running):
+    raw = (FIXTURES / "support_answered.ami").read_bytes()
+    wanted = frozenset({"QueueCallerJoin", "Hangup"})
+    kept = wanted | connection_module.LINK_EVENTS
+    # an event answering an action (the capture's OriginateResponse) is kept whatever its name
+    expected = [m for m in decode_all(raw)[0] if m.get("Event") in kept or ("Event" in m and "ActionID" in m)]
+    conn = running(AmiConnection(settings(ami.port), resync=False, wanted_events=wanted))
+    up, booted = await take(conn.queue, 2)  # FullyBooted is about the link: always kept
+    assert isinstance(up, LinkUp) and booted["Event"] == "FullyBooted"
+    await ami.push_raw(raw.split(b"\n", 1)[1])
+    assert await take(conn.queue, len(expected)) == expected
+    await asyncio.sleep(0.05)
+    assert conn.queue.empty()
