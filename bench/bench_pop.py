@@ -305,7 +305,7 @@ class Stalls:
 
         self.threshold = threshold_ms / 1000
         self.slow: list[tuple[float, float, str]] = []
-        self.gc: list[tuple[float, float, int]] = []
+        self.gc: list[tuple[float, float, int, int]] = []  # (wall, ms, generation, objects collected)
         original = events.Handle._run
         stalls = self
 
@@ -323,7 +323,8 @@ class Stalls:
             if phase == "start":
                 self._gc_started = time.perf_counter()
             else:
-                self.gc.append((time.time(), (time.perf_counter() - self._gc_started) * 1000, info["generation"]))
+                self.gc.append((time.time(), (time.perf_counter() - self._gc_started) * 1000, info["generation"],
+                                info.get("collected", 0)))
 
         gc.callbacks.append(on_gc)
 
@@ -341,13 +342,14 @@ class Stalls:
         by: dict[str, list[float]] = defaultdict(list)
         for ms, what in slow:
             by[what].append(ms)
-        gcs = [(ms, gen) for t, ms, gen in self.gc if t0 <= t < t1]
+        gcs = [(ms, gen, n) for t, ms, gen, n in self.gc if t0 <= t < t1]
         return {
             "slow_callbacks": {what: {"count": len(v), "total_ms": round(sum(v), 1), "max_ms": round(max(v), 1)}
                                for what, v in sorted(by.items(), key=lambda kv: -sum(kv[1]))[:15]},
-            "gc": {f"gen{g}": {"count": sum(1 for _, x in gcs if x == g),
-                               "total_ms": round(sum(ms for ms, x in gcs if x == g), 1),
-                               "max_ms": round(max([ms for ms, x in gcs if x == g] or [0]), 1)} for g in (0, 1, 2)},
+            "gc": {f"gen{g}": {"count": sum(1 for _, x, _ in gcs if x == g),
+                               "total_ms": round(sum(ms for ms, x, _ in gcs if x == g), 1),
+                               "max_ms": round(max([ms for ms, x, _ in gcs if x == g] or [0]), 1),
+                               "collected": sum(n for _, x, n in gcs if x == g)} for g in (0, 1, 2)},
         }
 
 
@@ -638,8 +640,21 @@ async def run_service(args) -> int:
             if args.diagnose:
                 import gc
 
-                print(f"{name}: gc tracked objects {len(gc.get_objects()):,}, frozen {gc.get_freeze_count():,}",
-                      file=sys.stderr)
+                from collections import Counter
+
+                objects = gc.get_objects()
+                top = Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in objects).most_common(12)
+                tracked, objects = len(objects), None
+                if name == "end":  # what only the cyclic GC can free: garbage in reference cycles, by type
+                    gc.unfreeze()
+                    gc.set_debug(gc.DEBUG_SAVEALL)
+                    gc.collect()
+                    cycles = Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.garbage).most_common(15)
+                    print(f"cyclic garbage at the end: {len(gc.garbage):,} objects; {cycles}", file=sys.stderr)
+                    gc.garbage.clear()
+                    gc.set_debug(0)
+                print(f"{name}: gc tracked objects {tracked:,}, frozen {gc.get_freeze_count():,};"
+                      f" most: {', '.join(f'{t} {n:,}' for t, n in top)}", file=sys.stderr)
             marks.append((name, time.time(), cpu))
 
         profiler = None
