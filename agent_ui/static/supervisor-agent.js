@@ -5,13 +5,13 @@
 // saved (pushed by the agent's state changes, not polled).
 
 import { el, text, longText, clear, byId, plain, append } from './dom.js';
-import { dateTime, duration } from './format.js';
-import { getJSON, callPath } from './api.js';
+import { callPath } from './api.js';
 import { renderCard } from './card.js';
 import { dispositionLabel } from './outcome.js';
 import { ensureDispositions } from './ui-config.js';
 import { agentState, agentIdOf, STATE_LABEL, queueLinks, num, seconds, tick } from './supervisor-common.js';
 import { SupervisorFeed } from './supervisor-feed.js';
+import { CallsToday, callRow } from './supervisor-calls.js';
 
 const root = byId('sup-agent');
 const agentId = root.dataset.agentId;
@@ -24,15 +24,12 @@ const currentNone = byId('current-none');
 const currentBox = byId('current-box');
 const currentHead = byId('current-head');
 const currentCard = byId('current-card');
-const callsBody = byId('calls-body');
-const callsStatus = byId('calls-status');
 const labels = byId('disposition-labels');
 
 let shownCallId = null;
 let shownCard = null;
 let chosen = null;
 let lastState = null;
-let callsLoaded = 0;
 
 function drawAgent(entry) {
   if (agentIdOf(entry.msg) !== agentId) return;
@@ -57,7 +54,7 @@ function drawAgent(entry) {
   // A call ended, or the agent left wrap-up (the outcome is probably saved):
   // today's list changed.
   const key = `${state}/${agent.call ? agent.call.call_id : ''}/${num(today.answered) ?? 0}`;
-  if ((lastState !== null && key !== lastState) || missingFromApi) scheduleCalls();
+  if ((lastState !== null && key !== lastState) || calls.missing) calls.schedule();
   lastState = key;
 }
 
@@ -102,55 +99,20 @@ function drawCard(card) {
 
 // ------------------------------------------------------------------ today's calls
 
-let callsTimer = null;
-let missingFromApi = false;
-let latest = 0;
-
-function scheduleCalls() {
-  clearTimeout(callsTimer);
-  callsTimer = setTimeout(loadCalls, 800);
-}
-
-async function loadCalls() {
-  const mine = ++latest;
-  const result = await getJSON(`/api/v1/agents/${encodeURIComponent(agentId)}`);
-  if (mine !== latest) return;
-  if (!result.ok) {
-    // storage busy or the server restarting: try again by itself
-    if (result.status === 0 || result.status >= 500) callsTimer = setTimeout(loadCalls, 5000);
-    // 404: not known yet (an agent with no call since the server started);
-    // the first feed message about it loads the list again.
-    missingFromApi = result.status === 404;
-    clear(callsStatus).append(el('span', { class: 'error' },
-      result.status === 404 ? 'No such agent.' : 'Could not load today\'s calls: ', result.status === 404 ? null : text(result.error)));
-    return;
-  }
-  missingFromApi = false;
-  const data = result.data && typeof result.data === 'object' ? result.data : {};
-  if (!feed.agents.has(agentId) && agentIdOf(data) === agentId) {
-    // The REST answer came before the socket's replay: show it meanwhile.
-    drawAgent({ msg: data, receivedAt: Date.now() });
-  }
-  const calls = Array.isArray(data.calls_today) ? data.calls_today.filter((c) => c && typeof c === 'object') : [];
-  clear(callsBody);
-  for (const call of calls) callsBody.append(callRow(call));
-  callsLoaded += 1;
-  callsStatus.textContent = calls.length ? `${calls.length} call${calls.length > 1 ? 's' : ''} today, newest first.` : 'No calls today yet.';
-}
-
-function callRow(item) {
-  const when = item.answered_at || item.queued_at || item.first_ring_at || item.started_at || item.ended_at;
-  return el('tr', { dataset: { callId: String(item.call_id ?? '') } },
-    el('td', { class: 'col-when' }, el('a', { class: 'call-link', href: `/interactions/${callPath(item.call_id)}` }, when ? dateTime(when) : String(item.call_id ?? ''))),
-    el('td', { class: 'col-number' }, text(item.caller_number || 'withheld', 'caller-number')),
-    el('td', { class: 'col-customer' }, longText(item.customer_name || '', 'customer-name')),
+const calls = new CallsToday({
+  url: `/api/v1/agents/${encodeURIComponent(agentId)}`,
+  noun: 'agent',
+  onData: (data) => {
+    if (!feed.agents.has(agentId) && agentIdOf(data) === agentId) {
+      // The REST answer came before the socket's replay: show it meanwhile.
+      drawAgent({ msg: data, receivedAt: Date.now() });
+    }
+  },
+  row: (item) => callRow(item, item.answered_at || item.queued_at || item.first_ring_at || item.started_at || item.ended_at,
     el('td', { class: 'col-queue' }, text(item.queue || '')),
-    el('td', { class: 'col-num' }, item.wait_seconds != null ? duration(item.wait_seconds) : ''),
-    el('td', { class: 'col-num' }, item.talk_seconds != null ? duration(item.talk_seconds) : ''),
-    el('td', { class: 'col-end' }, text(item.end_reason || (item.ended_at ? '' : 'in progress'), 'end-reason')),
     el('td', { class: 'col-disposition' }, text(item.disposition ? dispositionLabel(labels, String(item.disposition)) : 'none yet', item.disposition ? 'disposition' : 'disposition muted')),
-    el('td', { class: 'col-notes' }, longText(notesText(item.notes), 'notes')));
-}
+    el('td', { class: 'col-notes' }, longText(notesText(item.notes), 'notes'))),
+});
 
 function notesText(notes) {
   if (typeof notes === 'string') return plain(notes, 500);
@@ -172,12 +134,12 @@ const feed = new SupervisorFeed({
 
 setInterval(() => tick(root, feed.clock), 1000);
 feed.start();
-loadCalls();
+calls.load();
 // A page rendered without dispositions: labels arrive later, draw the list again.
-ensureDispositions(labels).then((added) => added.size && loadCalls());
+ensureDispositions(labels).then((added) => added.size && calls.load());
 
 window.screenpop = feed.view({
   get agent() { return agentId; },
-  get callsLoaded() { return callsLoaded; },
+  get callsLoaded() { return calls.loaded; },
   get shownCall() { return shownCallId; },
 });

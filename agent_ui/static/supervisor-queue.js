@@ -4,14 +4,13 @@
 // say a call was answered, abandoned or offered (pushed, not polled).
 
 import { el, text, longText, clear, byId } from './dom.js';
-import { dateTime, duration } from './format.js';
-import { getJSON, callPath } from './api.js';
 import { dispositionLabel } from './outcome.js';
 import { ensureDispositions } from './ui-config.js';
 import {
   queueTile, agentRow, placeRow, alertItem, alertsOf, waitingList, waitingCount, ticker, tick, stateSummary, num,
 } from './supervisor-common.js';
 import { SupervisorFeed } from './supervisor-feed.js';
+import { CallsToday, callRow } from './supervisor-calls.js';
 
 const root = byId('sup-queue');
 const queueName = root.dataset.queue;
@@ -24,12 +23,9 @@ const waitingCountBox = byId('waiting-count');
 const agentsBody = byId('agents-body');
 const agentsEmpty = byId('agents-empty');
 const agentsSummary = byId('agents-summary');
-const callsBody = byId('calls-body');
-const callsStatus = byId('calls-status');
 const labels = byId('disposition-labels');
 
 let lastCounters = null;
-let callsLoaded = 0;
 
 function drawQueue(entry) {
   if (String(entry.msg.queue) !== queueName) return;
@@ -56,7 +52,7 @@ function drawQueue(entry) {
 
   const today = queue.today && typeof queue.today === 'object' ? queue.today : {};
   const counters = `${today.offered}/${today.answered}/${today.abandoned}`;
-  if ((lastCounters !== null && counters !== lastCounters) || missingFromApi) scheduleCalls();
+  if ((lastCounters !== null && counters !== lastCounters) || calls.missing) calls.schedule();
   lastCounters = counters;
 }
 
@@ -90,54 +86,19 @@ function drawAgentSummary() {
 
 // ------------------------------------------------------------------ today's calls
 
-let callsTimer = null;
-let missingFromApi = false;
-let latest = 0;
-
-function scheduleCalls() {
-  clearTimeout(callsTimer);
-  callsTimer = setTimeout(loadCalls, 800); // a burst of messages costs one request
-}
-
-async function loadCalls() {
-  const mine = ++latest;
-  const result = await getJSON(`/api/v1/queues/${encodeURIComponent(queueName)}`);
-  if (mine !== latest) return;
-  if (!result.ok) {
-    // storage busy or the server restarting: try again by itself
-    if (result.status === 0 || result.status >= 500) callsTimer = setTimeout(loadCalls, 5000);
-    // 404: not known yet (an agent with no call since the server started);
-    // the first feed message about it loads the list again.
-    missingFromApi = result.status === 404;
-    clear(callsStatus).append(el('span', { class: 'error' },
-      result.status === 404 ? 'No such queue.' : 'Could not load today\'s calls: ', result.status === 404 ? null : text(result.error)));
-    return;
-  }
-  missingFromApi = false;
-  const data = result.data && typeof result.data === 'object' ? result.data : {};
-  if (!feed.queues.has(queueName) && data.queue !== undefined) {
-    // The REST answer came before the socket's replay: show it meanwhile.
-    drawQueue({ msg: data, receivedAt: Date.now() });
-  }
-  const calls = Array.isArray(data.calls_today) ? data.calls_today.filter((c) => c && typeof c === 'object') : [];
-  clear(callsBody);
-  for (const call of calls) callsBody.append(callRow(call));
-  callsLoaded += 1;
-  callsStatus.textContent = calls.length ? `${calls.length} call${calls.length > 1 ? 's' : ''} today, newest first.` : 'No calls today yet.';
-}
-
-function callRow(item) {
-  const when = item.queued_at || item.first_ring_at || item.started_at || item.ended_at;
-  return el('tr', { dataset: { callId: String(item.call_id ?? '') } },
-    el('td', { class: 'col-when' }, el('a', { class: 'call-link', href: `/interactions/${callPath(item.call_id)}` }, when ? dateTime(when) : String(item.call_id ?? ''))),
-    el('td', { class: 'col-number' }, text(item.caller_number || 'withheld', 'caller-number')),
-    el('td', { class: 'col-customer' }, longText(item.customer_name || '', 'customer-name')),
+const calls = new CallsToday({
+  url: `/api/v1/queues/${encodeURIComponent(queueName)}`,
+  noun: 'queue',
+  onData: (data) => {
+    if (!feed.queues.has(queueName) && data.queue !== undefined) {
+      // The REST answer came before the socket's replay: show it meanwhile.
+      drawQueue({ msg: data, receivedAt: Date.now() });
+    }
+  },
+  row: (item) => callRow(item, item.queued_at || item.first_ring_at || item.started_at || item.ended_at,
     el('td', { class: 'col-agent' }, text(item.answered_by || '')),
-    el('td', { class: 'col-num' }, item.wait_seconds != null ? duration(item.wait_seconds) : ''),
-    el('td', { class: 'col-num' }, item.talk_seconds != null ? duration(item.talk_seconds) : ''),
-    el('td', { class: 'col-end' }, text(item.end_reason || (item.ended_at ? '' : 'in progress'), 'end-reason')),
-    el('td', { class: 'col-disposition' }, text(item.disposition ? dispositionLabel(labels, String(item.disposition)) : '', 'disposition')));
-}
+    el('td', { class: 'col-disposition' }, text(item.disposition ? dispositionLabel(labels, String(item.disposition)) : '', 'disposition'))),
+});
 
 // ------------------------------------------------------------------ start
 
@@ -155,10 +116,10 @@ const feed = new SupervisorFeed({
 alertsBox.hidden = true;
 setInterval(() => tick(root, feed.clock), 1000);
 feed.start();
-loadCalls();
-ensureDispositions(labels).then((added) => added.size && loadCalls());
+calls.load();
+ensureDispositions(labels).then((added) => added.size && calls.load());
 
 window.screenpop = feed.view({
   get queue() { return queueName; },
-  get callsLoaded() { return callsLoaded; },
+  get callsLoaded() { return calls.loaded; },
 });

@@ -34,7 +34,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKe
 
 SUP_USERS = {**USERS, "admin": StandInUser("root", "admin", None, HOSTILE)}
 PAGES = ("/supervisor", "/supervisor/queues/support", "/supervisor/agents/1001")
-SUPERVISOR_JS = ("supervisor.js", "supervisor-queue.js", "supervisor-agent.js", "supervisor-common.js", "supervisor-feed.js", "wallboard.js")
+SUPERVISOR_JS = ("supervisor.js", "supervisor-queue.js", "supervisor-agent.js", "supervisor-calls.js", "supervisor-common.js", "supervisor-feed.js",
+                 "wallboard.js")
 
 
 @web.middleware
