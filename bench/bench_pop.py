@@ -653,6 +653,7 @@ async def run_service(args) -> int:
                     print(f"cyclic garbage at the end: {len(gc.garbage):,} objects; {cycles}", file=sys.stderr)
                     gc.garbage.clear()
                     gc.set_debug(0)
+                print(f"{name}: gc tuning {service.gc_tuning.stats}", file=sys.stderr)
                 print(f"{name}: gc tracked objects {tracked:,}, frozen {gc.get_freeze_count():,};"
                       f" most: {', '.join(f'{t} {n:,}' for t, n in top)}", file=sys.stderr)
             marks.append((name, time.time(), cpu))

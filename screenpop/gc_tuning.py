@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 @dataclass(slots=True)
 class FreezeStats:
     freezes: int = 0
+    freeze_ms_total: float = 0.0
+    freeze_ms_max: float = 0.0
     thaws: int = 0
     last_thaw_ms: float = 0.0
     last_thaw_reclaimed: int = 0
@@ -57,9 +59,13 @@ class GcTuning:
 
     def freeze_now(self) -> None:
         """Collect the young generations and freeze what survives."""
+        started = time.perf_counter()
         gc.collect(1)
         gc.freeze()
+        pause = (time.perf_counter() - started) * 1000
         self.stats.freezes += 1
+        self.stats.freeze_ms_total += pause
+        self.stats.freeze_ms_max = max(self.stats.freeze_ms_max, pause)
 
     def thaw(self, reason: str) -> None:
         """Unfreeze, collect everything once (the long pause), freeze again."""
@@ -89,6 +95,12 @@ class GcTuning:
             self.thaw("age")
         else:
             self.freeze_now()
+
+    def bind(self, metrics) -> None:
+        """Expose the figures as gauges (:class:`screenpop.metrics.ServiceMetrics`)."""
+        metrics.bind_gauge(metrics.gc_frozen, gc.get_freeze_count)
+        metrics.bind_gauge(metrics.gc_thaws, lambda: self.stats.thaws)
+        metrics.bind_gauge(metrics.gc_last_thaw, lambda: self.stats.last_thaw_ms / 1000)
 
     async def run(self) -> None:
         while True:

@@ -124,6 +124,7 @@ class ScreenpopService:
         # (sockets, calls in progress), or each full collection walks it all
         # and stalls every pop (measured: 265 ms to 1.4 s per pass).
         self.gc_tuning.start()
+        self.gc_tuning.bind(self.metrics)
         self._tasks.append(asyncio.create_task(self.gc_tuning.run(), name="gc-tuning"))
         log.info("screenpop up node=%s url=%s ami=%s:%s storage=%s bus=%s", self.bus.node_id, self.url, s.ami.host,
                  s.ami.port, _safe_dsn(s.storage.dsn), "redis" if self._redis is not None else "in-process")
