@@ -18,7 +18,8 @@ socket's objects after it closed, say) is not reclaimed by a normal pass.
 A *thaw* reclaims it: everything is unfrozen, collected in one full pass
 and frozen again.  That pass is the one long pause left, so it runs
 rarely: when the frozen set has grown by ``thaw_growth`` since the last
-thaw, and at least every ``thaw_every`` seconds.  Each thaw is logged with
+thaw (counted every ``count_every`` seconds), and at least every
+``thaw_every`` seconds.  Each thaw is logged with
 its pause and what it reclaimed, so an operator sees what the freezing
 costs in memory.  Objects freed by reference counting (most of them) are
 freed at once, frozen or not.
@@ -39,6 +40,7 @@ class FreezeStats:
     freezes: int = 0
     freeze_ms_total: float = 0.0
     freeze_ms_max: float = 0.0
+    frozen: int = 0  # at the last count (counting walks them all: not on every tick)
     thaws: int = 0
     last_thaw_ms: float = 0.0
     last_thaw_reclaimed: int = 0
@@ -47,15 +49,19 @@ class FreezeStats:
 class GcTuning:
     """Runs beside the service (:meth:`run` as a task); :meth:`freeze_now` at start."""
 
-    def __init__(self, *, freeze_every: float = 2.0, thaw_every: float = 6 * 3600.0, thaw_growth: float = 0.5,
-                 clock=time.monotonic):
+    def __init__(self, *, freeze_every: float = 2.0, count_every: float = 60.0, thaw_every: float = 6 * 3600.0,
+                 thaw_growth: float = 0.5, clock=time.monotonic):
+        """``count_every``: how often the frozen objects are counted for the
+        growth rule; ``gc.get_freeze_count()`` walks them all (about 50 ms at
+        500,000), so it is neither done on every tick nor at each scrape."""
         self.freeze_every = freeze_every
+        self.count_every = count_every
         self.thaw_every = thaw_every
         self.thaw_growth = thaw_growth
         self.clock = clock
         self.stats = FreezeStats()
         self._frozen_after_thaw = 0
-        self._last_thaw = clock()
+        self._last_thaw = self._last_count = clock()
 
     def freeze_now(self) -> None:
         """Collect the young generations and freeze what survives."""
@@ -75,8 +81,8 @@ class GcTuning:
         reclaimed = gc.collect()
         gc.freeze()
         pause = (time.perf_counter() - started) * 1000
-        self._frozen_after_thaw = gc.get_freeze_count()
-        self._last_thaw = self.clock()
+        self._frozen_after_thaw = self.stats.frozen = gc.get_freeze_count()
+        self._last_thaw = self._last_count = self.clock()
         self.stats.thaws += 1
         self.stats.last_thaw_ms, self.stats.last_thaw_reclaimed = pause, reclaimed
         log.info("gc thaw reason=%s pause_ms=%.0f reclaimed=%d frozen_before=%d frozen_after=%d",
@@ -88,17 +94,20 @@ class GcTuning:
 
     def tick(self) -> None:
         """One step of :meth:`run` (tests drive it directly)."""
-        frozen = gc.get_freeze_count()
-        if self._frozen_after_thaw and frozen > self._frozen_after_thaw * (1 + self.thaw_growth):
+        self.freeze_now()
+        now = self.clock()
+        if now - self._last_count < self.count_every:
+            return
+        self._last_count = now
+        self.stats.frozen = gc.get_freeze_count()
+        if self._frozen_after_thaw and self.stats.frozen > self._frozen_after_thaw * (1 + self.thaw_growth):
             self.thaw("growth")
-        elif self.clock() - self._last_thaw >= self.thaw_every:
+        elif now - self._last_thaw >= self.thaw_every:
             self.thaw("age")
-        else:
-            self.freeze_now()
 
     def bind(self, metrics) -> None:
         """Expose the figures as gauges (:class:`screenpop.metrics.ServiceMetrics`)."""
-        metrics.bind_gauge(metrics.gc_frozen, gc.get_freeze_count)
+        metrics.bind_gauge(metrics.gc_frozen, lambda: self.stats.frozen)
         metrics.bind_gauge(metrics.gc_thaws, lambda: self.stats.thaws)
         metrics.bind_gauge(metrics.gc_last_thaw, lambda: self.stats.last_thaw_ms / 1000)
 

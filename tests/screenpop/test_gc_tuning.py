@@ -49,24 +49,28 @@ def test_a_frozen_cycle_that_became_garbage_is_reclaimed_by_a_thaw():
     gc.unfreeze()
 
 
-def test_growth_of_the_frozen_set_triggers_a_thaw():
-    tuning = GcTuning(thaw_growth=0.5)
+def test_growth_of_the_frozen_set_triggers_a_thaw_at_the_next_count():
+    now = [0.0]
+    tuning = GcTuning(thaw_growth=0.5, count_every=10.0, clock=lambda: now[0])
     tuning.start()
     baseline = gc.get_freeze_count()
+    assert tuning.stats.frozen == baseline
     hoard = [Node() for _ in range(baseline)]  # doubles the frozen set once frozen
     tuning.tick()
-    assert tuning.stats.thaws == 1 and tuning.stats.freezes == 1
-    tuning.tick()  # frozen set now counts the hoard: a thaw, reclaiming nothing of it
-    assert tuning.stats.thaws == 2
+    assert tuning.stats.thaws == 1 and tuning.stats.freezes == 1  # frozen, not counted yet
+    now[0] = 10.0
+    tuning.tick()  # counted: twice the baseline, a thaw (reclaiming nothing of the hoard)
+    assert tuning.stats.thaws == 2 and tuning.stats.frozen >= 2 * baseline
     assert len(hoard) == baseline
+    now[0] = 20.0
     tuning.tick()
-    assert tuning.stats.thaws == 2 and tuning.stats.freezes == 2  # new baseline: plain freezes again
+    assert tuning.stats.thaws == 2 and tuning.stats.freezes == 3  # the new baseline: no thaw
     gc.unfreeze()
 
 
 def test_an_old_frozen_set_is_thawed_even_without_growth():
     now = [0.0]
-    tuning = GcTuning(thaw_every=60.0, clock=lambda: now[0])
+    tuning = GcTuning(thaw_every=60.0, count_every=0.0, clock=lambda: now[0])
     tuning.start()
     tuning.tick()
     assert tuning.stats.thaws == 1
