@@ -3,6 +3,7 @@ calls, then the same calls stored in real SQLite and PostgreSQL logs, read
 incrementally as calls move, and again from scratch (a restarted process)."""
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
@@ -156,3 +157,31 @@ async def test_a_call_in_progress_whose_events_did_not_move_is_not_read_again(lo
     assert await read_rows(log_engine, start, later) == []  # in progress, but nothing moved since
     await store.upsert([fold(events)])  # it ends: its newest event moves, so it is read again
     assert await cache.refresh() == {"support"} and cache.queue("support")["avg_talk_seconds"] == 4.5
+
+
+async def test_a_full_read_in_small_pages_gives_the_same_figures_and_never_shows_half_a_day(log_engine):
+    store = InteractionStore(log_engine)
+    await store.upsert([fold(evs) for evs in events_of(*CAPTURES).values()])
+    whole = StatsCache(log_engine, lambda queue: 20.0, clock=lambda: CAPTURE_DAY)
+    await whole.refresh()
+    paged = StatsCache(log_engine, lambda queue: 20.0, clock=lambda: CAPTURE_DAY, page=2)
+    await paged.refresh()
+    names = ("support", "sales", "billing")
+    assert {n: paged.queue(n) for n in names} == {n: whole.queue(n) for n in names}
+    assert paged.figures.agents == whole.figures.agents and len(paged.figures.calls) == len(whole.figures.calls) > 4
+
+    # the next full read: between its pages, readers still see the whole (old) day
+    seen = []
+    paged.full_every = 0.0
+    before = paged.figures
+
+    async def watch():
+        while True:
+            seen.append(paged.queue("sales")["offered"])
+            await asyncio.sleep(0)
+
+    watcher = asyncio.create_task(watch())
+    await paged.refresh()
+    watcher.cancel()
+    assert len(seen) > 2 and set(seen) == {whole.queue("sales")["offered"]}
+    assert paged.figures is not before  # new figures, swapped in once whole
