@@ -58,7 +58,7 @@ class ScreenpopService:
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task] = []
         self.gc_tuning = GcTuning()
-        self._redis = None
+        self._redis = self._lease_redis = None
         self._ingest_lock = asyncio.Lock()
 
     # the ingesting parts, for callers that know they run on the ingester
@@ -97,10 +97,9 @@ class ScreenpopService:
         lockout, sessions = policies(s.auth)
         self.accounts = AccountStore(self.interactions.engine, lockout=lockout, sessions=sessions)
         if s.bus.redis_url:
-            import redis.asyncio as aioredis
+            from screenpop.cluster.clients import shared_client
 
-            self._redis = aioredis.from_url(s.bus.redis_url, socket_connect_timeout=2.0, socket_timeout=2.0,
-                                            health_check_interval=5)
+            self._redis = shared_client(s.bus.redis_url)
         self.lookup = await build_lookup(s, redis=self._redis, history=self.interactions.store.history)
         await self.lookup.start()
         self.live = LiveView(self)
@@ -175,11 +174,13 @@ class ScreenpopService:
             log.error("bus command failed error=%s", task.exception())
 
     def _start_election(self) -> None:
+        from screenpop.cluster.clients import lease_client
         from screenpop.cluster.election import Election
         from screenpop.cluster.lease import Lease
 
         b = self.settings.bus
-        lease = Lease(self._redis, f"{self.settings.lookup.redis_prefix}ingester", self.bus.node_id, b.lease_seconds)
+        self._lease_redis = lease_client(b.redis_url)  # never queues behind the lookups (screenpop.cluster.clients)
+        lease = Lease(self._lease_redis, f"{self.settings.lookup.redis_prefix}ingester", self.bus.node_id, b.lease_seconds)
         self.election = Election(lease, promote=self._promote, demote=self._demote,
                                  healthy=lambda: self.ingest is None or self.ingest.ami_state in ("connected", "off"),
                                  grace=b.ami_grace_seconds,
@@ -249,8 +250,9 @@ class ScreenpopService:
             await self.lookup.close()
         if self.interactions is not None:
             await self.interactions.close()  # the writer flushes (or spills) before the engine goes
-        if self._redis is not None:
-            await self._redis.aclose()
+        for client in (self._redis, self._lease_redis):
+            if client is not None:
+                await client.aclose()
         log.info("screenpop stopped")
 
     # ------------------------------------------------------------------ state
