@@ -35,6 +35,28 @@ def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+
+async def pops_settled(metrics_url: str, quiet: float = 3.0, limit: float = 300.0) -> float:
+    """Wait until the ingester's ``screenpop_pops_sent_total`` stops moving.
+
+    The simulator is done when it has *sent* its last event; an ingester with
+    a backlog is still working through it, and tearing down 2 s later
+    counted its late pops as lost (an undercount at the highest rates)."""
+    import aiohttp
+
+    last, still_since, deadline = -1.0, time.monotonic(), time.monotonic() + limit
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            async with http.get(metrics_url) as response:
+                text = await response.text()
+            sent = next((float(line.split()[-1]) for line in text.splitlines() if line.startswith("screenpop_pops_sent_total ")), 0.0)
+            if sent != last:
+                last, still_since = sent, time.monotonic()
+            elif time.monotonic() - still_since >= quiet:
+                return sent
+            await asyncio.sleep(0.5)
+    return last
+
 async def agents_and_tokens(dsn: str, count: int) -> list[tuple[str, str]]:
     """The simulator's agents as users with open sessions, straight in the store
     (scrypt at a cheap cost: only the pop path is measured)."""
@@ -127,7 +149,9 @@ async def one_run(args, nodes: int, numbers: list[str], dsns: dict[str, str], re
                     mark("end")
                 elif "done" in line:
                     break
-            await asyncio.sleep(2.0)  # the last pops travel
+            sent = await pops_settled(f"{ingester.url}/metrics")
+            say(f"  ingester done: {sent:,.0f} pops sent")
+            await asyncio.sleep(2.0)  # the last pops travel the bus
             sim.send({"cmd": "dump", "path": str(run / "sim.json")})
             await sim.read(60)
             merged = {"pops": []}
