@@ -95,10 +95,17 @@ class GcTuning:
     def tick(self) -> None:
         """One step of :meth:`run` (tests drive it directly)."""
         self.freeze_now()
-        now = self.clock()
-        if now - self._last_count < self.count_every:
-            return
-        self._last_count = now
+        if self.clock() - self._last_count >= self.count_every:
+            self._count()
+
+    def settle(self) -> None:
+        """Freeze and count now, thawing if the frozen set grew: what the next
+        count would do (a benchmark calls it once its sockets are open)."""
+        self.freeze_now()
+        self._count()
+
+    def _count(self) -> None:
+        now = self._last_count = self.clock()
         self.stats.frozen = gc.get_freeze_count()
         if self._frozen_after_thaw and self.stats.frozen > self._frozen_after_thaw * (1 + self.thaw_growth):
             self.thaw("growth")

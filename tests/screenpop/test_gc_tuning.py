@@ -96,3 +96,12 @@ async def test_run_freezes_on_its_interval_and_survives_a_failing_step(monkeypat
     await asyncio.gather(task, return_exceptions=True)
     assert len(calls) >= 3
     assert "gc tuning step failed" in caplog.text
+
+
+def test_settle_counts_at_once():
+    tuning = GcTuning(count_every=3600.0)
+    tuning.start()
+    hoard = [Node() for _ in range(gc.get_freeze_count())]
+    tuning.settle()  # no waiting for the next count: frozen, counted, thawed
+    assert tuning.stats.thaws == 2 and tuning.stats.frozen >= 2 * len(hoard) * 0.9
+    gc.unfreeze()
