@@ -46,6 +46,7 @@ from screenpop.auth.accounts import (
     validate_new_user,
 )
 from screenpop.auth.models import sessions, users
+from screenpop.db import writing
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ class AccountStore:
         hashed = await self._hash(password)
         now = self.clock()
         try:
-            async with self.engine.begin() as conn:
+            async with writing(self.engine) as conn:
                 result = await conn.execute(
                     users.insert().values(
                         username=new.username, display_name=new.display_name, role=new.role, agent_id=new.agent_id,
@@ -149,7 +150,7 @@ class AccountStore:
 
     async def _update_user(self, username: str, **values) -> int:
         name = normalize_username(username)
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             row = (await conn.execute(select(users.c.id).where(users.c.username == name))).first() if name else None
             if row is None:
                 raise UnknownUser(f"no user named {username!r}")
@@ -179,12 +180,12 @@ class AccountStore:
         values = {"failed_logins": 0, "locked_until": None, "last_login_at": now}
         if passwords.needs_rehash(row.password_hash, n=self.scrypt_n):
             values["password_hash"] = await self._hash(password)
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             await conn.execute(update(users).where(users.c.id == row.id).values(**values))
         return _user(row)
 
     async def _failed(self, user_id: int, now: datetime) -> LoginFailure:
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             await conn.execute(update(users).where(users.c.id == user_id).values(failed_logins=users.c.failed_logins + 1))
             count = (await conn.execute(select(users.c.failed_logins).where(users.c.id == user_id))).scalar_one()
             if count >= self.lockout.max_failures:
@@ -199,7 +200,7 @@ class AccountStore:
         """A new session; the token is returned once and only its digest is kept."""
         token, now = new_token(), self.clock()
         session = Session(token_digest(token), user.id, now, now, self.session_policy.first_expiry(now), new_csrf_token())
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             await conn.execute(delete(sessions).where(sessions.c.user_id == user.id, sessions.c.expires_at <= now))
             await conn.execute(
                 sessions.insert().values(
@@ -220,13 +221,13 @@ class AccountStore:
         if row is None:
             return None
         if row.expires_at <= now or row.disabled:
-            async with self.engine.begin() as conn:
+            async with writing(self.engine) as conn:
                 await conn.execute(delete(sessions).where(sessions.c.id == digest))
             return None
         session = Session(digest, row.user_id, row.created_at, row.last_seen, row.expires_at, row.csrf_token)
         if self.session_policy.should_touch(row.last_seen, now):
             expires = self.session_policy.next_expiry(row.created_at, now)
-            async with self.engine.begin() as conn:
+            async with writing(self.engine) as conn:
                 await conn.execute(update(sessions).where(sessions.c.id == digest).values(last_seen=now, expires_at=expires))
             session = Session(digest, row.user_id, row.created_at, now, expires, row.csrf_token)
         return ActiveSession(User(row.user_id, row.username, row.role, row.agent_id, row.display_name), session)
@@ -255,17 +256,17 @@ class AccountStore:
     async def end_session(self, token: str) -> bool:
         if not looks_like_token(token):
             return False
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             result = await conn.execute(delete(sessions).where(sessions.c.id == token_digest(token)))
         return result.rowcount > 0
 
     async def end_sessions(self, user_id: int) -> int:
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             result = await conn.execute(delete(sessions).where(sessions.c.user_id == user_id))
         return result.rowcount
 
     async def purge_expired(self) -> int:
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             result = await conn.execute(delete(sessions).where(sessions.c.expires_at <= self.clock()))
         return result.rowcount
 

@@ -23,6 +23,7 @@ from sqlalchemy import and_, func, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from screenpop.db import writing
 from screenpop.interactions import validate
 from screenpop.interactions.models import interaction_notes, interactions
 from screenpop.interactions.record import InteractionRecord, Note, canonical_ts, merge
@@ -65,7 +66,7 @@ class InteractionStore:
             batch[record.call_id] = merge(batch[record.call_id], record) if record.call_id in batch else record
         if not batch:
             return 0
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             call_ids = sorted(batch)
             query = select(interactions).where(interactions.c.call_id.in_(call_ids)).order_by(interactions.c.call_id)
             # Every row exists and is locked before it is read, so two writers
@@ -221,7 +222,7 @@ class InteractionStore:
         outcome = validate.outcome(disposition, notes, follow_up, by_user, self.dispositions)
         now = datetime.now(timezone.utc)
         values = {"disposition": outcome.disposition, "follow_up": outcome.follow_up, "outcome_by": outcome.by, "outcome_at": now}
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             if create_missing:
                 insert = _insert(conn)(interactions)
                 row = {**to_row(InteractionRecord(call_id=call_id)), **values}
@@ -240,7 +241,7 @@ class InteractionStore:
     async def add_note(self, call_id: str, author: str, text: str) -> Note:
         call_id = validate.call_id(call_id)
         author, text = validate.note(author, text)
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             exists = (await conn.execute(select(interactions.c.call_id).where(interactions.c.call_id == call_id))).first()
             if exists is None:
                 raise InteractionNotFound(call_id)

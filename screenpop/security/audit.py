@@ -34,6 +34,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from screenpop.auth.accounts import utcnow
+from screenpop.db import writing
 from screenpop.security.models import audit_log
 
 log = logging.getLogger(__name__)
@@ -133,7 +134,7 @@ class AuditStore:
     async def write(self, events: Sequence[AuditEvent]) -> int:
         if not events:
             return 0
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             await conn.execute(audit_log.insert(), [e.row() for e in events])
         return len(events)
 

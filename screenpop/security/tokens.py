@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from screenpop.auth.accounts import utcnow
+from screenpop.db import writing
 from screenpop.security.models import integration_tokens
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ class TokenStore:
         check_scope(scope)
         token, now = new_token(), self.clock()
         try:
-            async with self.engine.begin() as conn:
+            async with writing(self.engine) as conn:
                 await conn.execute(integration_tokens.insert().values(
                     name=name, scope=scope, digest=digest_hex(token), created_at=now, created_by=by))
         except IntegrityError:
@@ -120,7 +121,7 @@ class TokenStore:
 
     async def revoke(self, name: str, by: str) -> TokenInfo:
         now = self.clock()
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             row = (await conn.execute(select(integration_tokens).where(integration_tokens.c.name == name))).first()
             if row is None:
                 raise TokenError(f"no token named {name!r}")
