@@ -608,10 +608,10 @@ async def run_service(args) -> int:
             if any("missing" in k for k in primed):
                 await asyncio.sleep(16)  # let any open circuit breaker close before the traffic
         await asyncio.sleep(2.0)  # let the connect storm settle
-        # The 2,000 sockets grew the service's frozen set by more than half: its GC
-        # tuning thaws it once at its next count (within a minute).  In a call
-        # center that happens as the shift logs in, long before the traffic we
-        # time; here it is done now, so the one pause is not inside a phase.
+        # The 2,000 sockets grew the service's memory by more than its GC tuning's
+        # thaw threshold: it thaws once at its next tick.  In a call center that
+        # happens as the shift logs in, long before the traffic we time; here it
+        # is done now, so the one pause is not inside a phase.
         service.gc_tuning.settle()
         report["gc_settle"] = {"thaws": service.gc_tuning.stats.thaws, "pause_ms": round(service.gc_tuning.stats.last_thaw_ms, 1),
                                "frozen": service.gc_tuning.stats.frozen}

@@ -17,18 +17,21 @@ The price: a reference cycle among frozen objects that becomes garbage (a
 socket's objects after it closed, say) is not reclaimed by a normal pass.
 A *thaw* reclaims it: everything is unfrozen, collected in one full pass
 and frozen again.  That pass is the one long pause left, so it runs
-rarely: when the frozen set has grown by ``thaw_growth`` since the last
-thaw (counted every ``count_every`` seconds), and at least every
-``thaw_every`` seconds.  Each thaw is logged with
-its pause and what it reclaimed, so an operator sees what the freezing
-costs in memory.  Objects freed by reference counting (most of them) are
-freed at once, frozen or not.
+rarely: when the process's resident memory has grown by ``thaw_growth``
+since the last thaw (garbage kept frozen shows there first), and at least
+every ``thaw_every`` seconds.  Memory, not the frozen objects, is what is
+watched: counting them (``gc.get_freeze_count``) walks them all, about
+50 ms at 500,000.  Each thaw is logged with its pause and what it
+reclaimed.  Objects freed by reference counting (most of them) are freed
+at once, frozen or not.
 """
 from __future__ import annotations
 
 import asyncio
 import gc
 import logging
+import os
+import resource
 import time
 from dataclasses import dataclass
 
@@ -40,28 +43,35 @@ class FreezeStats:
     freezes: int = 0
     freeze_ms_total: float = 0.0
     freeze_ms_max: float = 0.0
-    frozen: int = 0  # at the last count (counting walks them all: not on every tick)
     thaws: int = 0
+    frozen: int = 0  # after the last thaw
     last_thaw_ms: float = 0.0
     last_thaw_reclaimed: int = 0
 
 
-class GcTuning:
-    """Runs beside the service (:meth:`run` as a task); :meth:`freeze_now` at start."""
+def resident_bytes() -> int:
+    """The process's resident memory: /proc where there is one (cheap: one
+    small read), else the peak that getrusage reports."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
-    def __init__(self, *, freeze_every: float = 2.0, count_every: float = 60.0, thaw_every: float = 6 * 3600.0,
-                 thaw_growth: float = 0.5, clock=time.monotonic):
-        """``count_every``: how often the frozen objects are counted for the
-        growth rule; ``gc.get_freeze_count()`` walks them all (about 50 ms at
-        500,000), so it is neither done on every tick nor at each scrape."""
+
+class GcTuning:
+    """Runs beside the service (:meth:`run` as a task); :meth:`start` at the end of start-up."""
+
+    def __init__(self, *, freeze_every: float = 2.0, thaw_every: float = 6 * 3600.0, thaw_growth: float = 0.25,
+                 clock=time.monotonic, memory=resident_bytes):
         self.freeze_every = freeze_every
-        self.count_every = count_every
         self.thaw_every = thaw_every
         self.thaw_growth = thaw_growth
         self.clock = clock
+        self.memory = memory
         self.stats = FreezeStats()
-        self._frozen_after_thaw = 0
-        self._last_thaw = self._last_count = clock()
+        self._memory_after_thaw = 0
+        self._last_thaw = clock()
 
     def freeze_now(self) -> None:
         """Collect the young generations and freeze what survives."""
@@ -75,18 +85,18 @@ class GcTuning:
 
     def thaw(self, reason: str) -> None:
         """Unfreeze, collect everything once (the long pause), freeze again."""
-        before = gc.get_freeze_count()
         started = time.perf_counter()
         gc.unfreeze()
         reclaimed = gc.collect()
         gc.freeze()
         pause = (time.perf_counter() - started) * 1000
-        self._frozen_after_thaw = self.stats.frozen = gc.get_freeze_count()
-        self._last_thaw = self._last_count = self.clock()
+        self.stats.frozen = gc.get_freeze_count()  # a walk, but inside the pause anyway
+        self._memory_after_thaw = self.memory()
+        self._last_thaw = self.clock()
         self.stats.thaws += 1
         self.stats.last_thaw_ms, self.stats.last_thaw_reclaimed = pause, reclaimed
-        log.info("gc thaw reason=%s pause_ms=%.0f reclaimed=%d frozen_before=%d frozen_after=%d",
-                 reason, pause, reclaimed, before, self._frozen_after_thaw)
+        log.info("gc thaw reason=%s pause_ms=%.0f reclaimed=%d frozen=%d rss_mib=%.0f",
+                 reason, pause, reclaimed, self.stats.frozen, self._memory_after_thaw / 2**20)
 
     def start(self) -> None:
         """At the end of the service's start: everything built so far is long-lived."""
@@ -95,22 +105,18 @@ class GcTuning:
     def tick(self) -> None:
         """One step of :meth:`run` (tests drive it directly)."""
         self.freeze_now()
-        if self.clock() - self._last_count >= self.count_every:
-            self._count()
+        if self._memory_after_thaw and self.memory() > self._memory_after_thaw * (1 + self.thaw_growth):
+            self.thaw("memory-growth")
+        elif self.clock() - self._last_thaw >= self.thaw_every:
+            self.thaw("age")
 
     def settle(self) -> None:
-        """Freeze and count now, thawing if the frozen set grew: what the next
-        count would do (a benchmark calls it once its sockets are open)."""
+        """Thaw now if memory grew since the last thaw at all: what a later tick
+        would do once it had grown enough (a benchmark calls it once its
+        sockets are open, so that pause is not inside what it times)."""
         self.freeze_now()
-        self._count()
-
-    def _count(self) -> None:
-        now = self._last_count = self.clock()
-        self.stats.frozen = gc.get_freeze_count()
-        if self._frozen_after_thaw and self.stats.frozen > self._frozen_after_thaw * (1 + self.thaw_growth):
-            self.thaw("growth")
-        elif now - self._last_thaw >= self.thaw_every:
-            self.thaw("age")
+        if self.memory() > self._memory_after_thaw:
+            self.thaw("settle")
 
     def bind(self, metrics) -> None:
         """Expose the figures as gauges (:class:`screenpop.metrics.ServiceMetrics`)."""

@@ -6,7 +6,7 @@ import asyncio
 import gc
 import weakref
 
-from screenpop.gc_tuning import GcTuning
+from screenpop.gc_tuning import GcTuning, resident_bytes
 
 
 class Node:
@@ -49,28 +49,25 @@ def test_a_frozen_cycle_that_became_garbage_is_reclaimed_by_a_thaw():
     gc.unfreeze()
 
 
-def test_growth_of_the_frozen_set_triggers_a_thaw_at_the_next_count():
-    now = [0.0]
-    tuning = GcTuning(thaw_growth=0.5, count_every=10.0, clock=lambda: now[0])
+def test_memory_growth_triggers_a_thaw():
+    rss = [100.0]
+    tuning = GcTuning(thaw_growth=0.25, memory=lambda: rss[0])
     tuning.start()
-    baseline = gc.get_freeze_count()
-    assert tuning.stats.frozen == baseline
-    hoard = [Node() for _ in range(baseline)]  # doubles the frozen set once frozen
+    rss[0] = 120.0
     tuning.tick()
-    assert tuning.stats.thaws == 1 and tuning.stats.freezes == 1  # frozen, not counted yet
-    now[0] = 10.0
-    tuning.tick()  # counted: twice the baseline, a thaw (reclaiming nothing of the hoard)
-    assert tuning.stats.thaws == 2 and tuning.stats.frozen >= 2 * baseline
-    assert len(hoard) == baseline
-    now[0] = 20.0
+    assert tuning.stats.thaws == 1 and tuning.stats.freezes == 1  # +20 %: a plain freeze
+    rss[0] = 130.0
     tuning.tick()
-    assert tuning.stats.thaws == 2 and tuning.stats.freezes == 3  # the new baseline: no thaw
+    assert tuning.stats.thaws == 2  # +30 %: a thaw, and 130 is the new baseline
+    rss[0] = 150.0
+    tuning.tick()
+    assert tuning.stats.thaws == 2 and tuning.stats.freezes == 3
     gc.unfreeze()
 
 
 def test_an_old_frozen_set_is_thawed_even_without_growth():
     now = [0.0]
-    tuning = GcTuning(thaw_every=60.0, count_every=0.0, clock=lambda: now[0])
+    tuning = GcTuning(thaw_every=60.0, clock=lambda: now[0], memory=lambda: 100)
     tuning.start()
     tuning.tick()
     assert tuning.stats.thaws == 1
@@ -78,6 +75,22 @@ def test_an_old_frozen_set_is_thawed_even_without_growth():
     tuning.tick()
     assert tuning.stats.thaws == 2
     gc.unfreeze()
+
+
+def test_settle_thaws_at_once_after_any_growth():
+    rss = [100.0]
+    tuning = GcTuning(memory=lambda: rss[0])
+    tuning.start()
+    tuning.settle()
+    assert tuning.stats.thaws == 1  # nothing grew
+    rss[0] = 101.0
+    tuning.settle()
+    assert tuning.stats.thaws == 2 and tuning.stats.frozen == gc.get_freeze_count()
+    gc.unfreeze()
+
+
+def test_resident_memory_is_read():
+    assert resident_bytes() > 10 * 2**20
 
 
 async def test_run_freezes_on_its_interval_and_survives_a_failing_step(monkeypatch, caplog):
@@ -97,11 +110,3 @@ async def test_run_freezes_on_its_interval_and_survives_a_failing_step(monkeypat
     assert len(calls) >= 3
     assert "gc tuning step failed" in caplog.text
 
-
-def test_settle_counts_at_once():
-    tuning = GcTuning(count_every=3600.0)
-    tuning.start()
-    hoard = [Node() for _ in range(gc.get_freeze_count())]
-    tuning.settle()  # no waiting for the next count: frozen, counted, thawed
-    assert tuning.stats.thaws == 2 and tuning.stats.frozen >= 2 * len(hoard) * 0.9
-    gc.unfreeze()
