@@ -76,4 +76,5 @@ class InteractionLog:
 
     async def close(self, timeout: float = 10.0) -> None:
         await self.writer.stop(timeout)
+        await self.store.close()
         await self.engine.dispose()

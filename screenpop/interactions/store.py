@@ -21,9 +21,11 @@ from typing import Any, Iterable, Sequence
 
 from sqlalchemy import and_, func, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from screenpop.db import writing
+from screenpop.db_reads import Reads
 from screenpop.interactions import validate
 from screenpop.interactions.models import interaction_notes, interactions
 from screenpop.interactions.record import InteractionRecord, Note, canonical_ts, merge
@@ -54,6 +56,10 @@ class InteractionStore:
             raise ValueError("at least one disposition code is needed")
         self.engine = engine
         self.dispositions = tuple(dispositions)
+        self.reads = Reads(engine)  # every query below: one trip each (see screenpop.db_reads)
+
+    async def close(self) -> None:
+        await self.reads.close()
 
     # ----------------------------------------------------------- the writer
 
@@ -99,16 +105,16 @@ class InteractionStore:
 
     async def get(self, call_id: str) -> InteractionRecord | None:
         call_id = validate.call_id(call_id)
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(select(interactions).where(interactions.c.call_id == call_id))).first()
-            if row is None:
-                return None
-            notes = await self._notes(conn, [call_id])
-        return _with_notes(from_row(row), notes)
+
+        def read(conn: Connection) -> InteractionRecord | None:
+            row = conn.execute(select(interactions).where(interactions.c.call_id == call_id)).first()
+            return None if row is None else _with_notes(from_row(row), _notes(conn, [call_id]))
+
+        return await self.reads.run(read)
 
     async def notes(self, call_id: str) -> list[Note]:
-        async with self.engine.connect() as conn:
-            return (await self._notes(conn, [validate.call_id(call_id)])).get(call_id, [])
+        call_id = validate.call_id(call_id)
+        return (await self.reads.run(_notes, [call_id])).get(call_id, [])
 
     async def search(
         self,
@@ -161,19 +167,17 @@ class InteractionStore:
         if (bound := validate.time_bound("until", until)) is not None:
             where.append(c.started_at < bound)
         cond = and_(true(), *where)
-        async with self.engine.connect() as conn:
-            total = (await conn.execute(select(func.count()).select_from(interactions).where(cond))).scalar_one()
-            rows = (
-                await conn.execute(
-                    select(interactions)
-                    .where(cond)
-                    .order_by(c.started_at.desc().nulls_last(), c.call_id.desc())
-                    .limit(limit)
-                    .offset(offset)
-                )
+
+        def read(conn: Connection) -> SearchResult:
+            total = conn.execute(select(func.count()).select_from(interactions).where(cond)).scalar_one()
+            rows = conn.execute(
+                select(interactions).where(cond).order_by(c.started_at.desc().nulls_last(), c.call_id.desc())
+                .limit(limit).offset(offset)
             ).all()
-            notes = await self._notes(conn, [r.call_id for r in rows])
-        return SearchResult([_with_notes(from_row(r), notes) for r in rows], total)
+            notes = _notes(conn, [r.call_id for r in rows])
+            return SearchResult([_with_notes(from_row(r), notes) for r in rows], total)
+
+        return await self.reads.run(read)
 
     async def history(
         self, e164: str, limit: int = 5, *, exclude_call_id: str | None = None, before: datetime | str | None = None
@@ -191,14 +195,14 @@ class InteractionStore:
             where.append(c.call_id != exclude_call_id)
         if (bound := validate.time_bound("before", before)) is not None:
             where.append(c.started_at < bound)
-        async with self.engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(interactions).where(*where).order_by(c.started_at.desc().nulls_last(), c.call_id.desc()).limit(limit)
-                )
-            ).all()
-            notes = await self._notes(conn, [r.call_id for r in rows])
-        return [history_entry(_with_notes(from_row(r), notes)) for r in rows]
+        query = select(interactions).where(*where).order_by(c.started_at.desc().nulls_last(), c.call_id.desc()).limit(limit)
+
+        def read(conn: Connection) -> list[dict[str, Any]]:
+            rows = conn.execute(query).all()
+            notes = _notes(conn, [r.call_id for r in rows])
+            return [history_entry(_with_notes(from_row(r), notes)) for r in rows]
+
+        return await self.reads.run(read)
 
     # -------------------------------------------------------------- people
 
@@ -257,16 +261,17 @@ class InteractionStore:
         )
         return Note(id=result.inserted_primary_key[0], call_id=call_id, author=author, text=text, created_at=canonical_ts(now))
 
-    async def _notes(self, conn: AsyncConnection, call_ids: list[str]) -> dict[str, list[Note]]:
-        out: dict[str, list[Note]] = {}
-        if not call_ids:
-            return out
-        n = interaction_notes.c
-        rows = await conn.execute(select(interaction_notes).where(n.call_id.in_(call_ids)).order_by(n.created_at, n.id))
-        for row in rows:
-            out.setdefault(row.call_id, []).append(note_from_row(row))
-        return out
 
+
+
+def _notes(conn: Connection, call_ids: list[str]) -> dict[str, list[Note]]:
+    out: dict[str, list[Note]] = {}
+    if not call_ids:
+        return out
+    n = interaction_notes.c
+    for row in conn.execute(select(interaction_notes).where(n.call_id.in_(call_ids)).order_by(n.created_at, n.id)):
+        out.setdefault(row.call_id, []).append(note_from_row(row))
+    return out
 
 def _with_notes(record: InteractionRecord, notes: dict[str, list[Note]]) -> InteractionRecord:
     found = notes.get(record.call_id)
