@@ -2,10 +2,18 @@
 
 Written off the request path: :meth:`AuditTrail.record` only appends to a
 bounded in-memory queue and returns; a background task writes batches.  A
-page view must not wait on, nor fail because of, the audit table.  While
-the database is down the queue holds (up to ``max_pending`` entries, then
-the oldest are dropped, counted and logged); entries are retried, never
-silently lost while there is room.
+page view must not wait on, nor fail because of, the audit table.  The
+writer takes everything queued, up to ``batch_size`` (1,000) rows per
+statement and transaction, so it keeps up with a pop on every agent's
+screen (one ``pop.delivered`` row per agent and pop) at a fraction of a
+transaction per pop; on SQLite it waits its turn with the service's other
+writers (:func:`screenpop.db.writing`) instead of timing out.  A batch
+that fails goes back to the front of the queue and is written again (at
+least once: a failure after the commit writes it twice).  While the
+database is down the queue holds up to ``max_pending`` entries besides the
+batch being written, then the oldest are dropped, counted and logged; the
+writer retries with a back-off (up to 5 s) that new entries do not cut
+short.  Nothing is silently lost while there is room.
 
 Actions (``action``, ``target_type``):
 
@@ -178,7 +186,7 @@ class AuditStats:
 class AuditTrail:
     """Non-blocking front of :class:`AuditStore` for the service (see the module doc)."""
 
-    def __init__(self, store: AuditStore, *, max_pending: int = 10_000, batch_size: int = 200,
+    def __init__(self, store: AuditStore, *, max_pending: int = 10_000, batch_size: int = 1_000,
                  flush_interval: float = 0.2, clock: Callable[[], datetime] = utcnow):
         self.store = store
         self.max_pending = max_pending
@@ -187,27 +195,35 @@ class AuditTrail:
         self.clock = clock
         self.stats = AuditStats()
         self._pending: collections.deque[AuditEvent] = collections.deque()
+        self._writing: list[AuditEvent] = []  # the batch out to the database, back in _pending if it fails
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._lock: asyncio.Lock | None = None
 
     @property
     def pending(self) -> int:
-        return len(self._pending)
+        """Entries not written yet (queued, and the batch being written)."""
+        return len(self._pending) + len(self._writing)
 
     def record(self, actor: str, action: str, target_type: str, target_id: str, **extra: Any) -> None:
         """Queue one entry and return at once (``extra``: the other AuditEvent fields)."""
         self.add(AuditEvent(actor, action, target_type, target_id, at=self.clock(), **extra))
 
     def add(self, event: AuditEvent) -> None:
-        if len(self._pending) >= self.max_pending:
-            self._pending.popleft()
-            self.stats.dropped += 1
-            if self.stats.dropped == 1 or self.stats.dropped % 1000 == 0:
-                log.error("audit entries dropped count=%d reason=queue-full max_pending=%d", self.stats.dropped, self.max_pending)
         self._pending.append(event)
+        if len(self._pending) > self.max_pending:
+            self._drop_oldest()
         if self._wake is not None and len(self._pending) >= self.batch_size:
             self._wake.set()
+
+    def _drop_oldest(self) -> None:
+        """Past ``max_pending``: the oldest go, counted, logged at the first and every 1,000th."""
+        before = self.stats.dropped
+        while len(self._pending) > self.max_pending:
+            self._pending.popleft()
+            self.stats.dropped += 1
+        if before == 0 or before // 1000 != self.stats.dropped // 1000:
+            log.error("audit entries dropped count=%d reason=queue-full max_pending=%d", self.stats.dropped, self.max_pending)
 
     async def start(self) -> None:
         self._wake, self._lock = asyncio.Event(), asyncio.Lock()
@@ -222,37 +238,46 @@ class AuditTrail:
         try:
             await asyncio.wait_for(self.flush(), timeout)
         except Exception as exc:
-            log.error("audit entries lost at stop count=%d reason=%s", len(self._pending), type(exc).__name__)
+            log.error("audit entries lost at stop count=%d reason=%s", self.pending, type(exc).__name__)
 
     async def flush(self) -> int:
-        """Write everything queued now (tests, shutdown); raises if the database does."""
+        """Write everything queued now, ``batch_size`` rows per statement (the
+        writer, tests, shutdown); raises if the database does, the failed
+        batch back at the front of the queue."""
         lock = self._lock or asyncio.Lock()
         written = 0
         async with lock:
             while self._pending:
-                batch = [self._pending[i] for i in range(min(self.batch_size, len(self._pending)))]
-                await self.store.write(batch)
-                for item in batch:  # a full queue may have dropped some of them meanwhile
-                    if self._pending and self._pending[0] is item:
-                        self._pending.popleft()
+                batch = self._writing = [self._pending.popleft() for _ in range(min(self.batch_size, len(self._pending)))]
+                try:
+                    await self.store.write(batch)
+                except BaseException:  # cancelled too (stop): flushed again there
+                    self._pending.extendleft(reversed(batch))
+                    if len(self._pending) > self.max_pending:
+                        self._drop_oldest()
+                    raise
+                finally:
+                    self._writing = []
                 written += len(batch)
                 self.stats.written += len(batch)
         return written
 
     async def _run(self) -> None:
-        delay = self.flush_interval
+        failed = 0
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), delay)
+                await asyncio.wait_for(self._wake.wait(), self.flush_interval)
             except asyncio.TimeoutError:
                 pass
             self._wake.clear()
             try:
                 await self.flush()
-                delay = self.flush_interval
+                failed = 0
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 self.stats.failures += 1
-                delay = min(5.0, max(delay * 2, self.flush_interval))
-                log.warning("audit write failed pending=%d reason=%s retry_in=%.1f", len(self._pending), type(exc).__name__, delay)
+                failed += 1
+                delay = min(5.0, self.flush_interval * 2 ** min(failed, 20))
+                log.warning("audit write failed pending=%d reason=%s retry_in=%.1f", self.pending, type(exc).__name__, delay)
+                await asyncio.sleep(delay)  # a full queue's wake-ups must not turn the back-off into a busy retry

@@ -39,6 +39,10 @@ class GuardedDelivery:
     def send_to_agent(self, agent_id: str, message: dict[str, Any]) -> int:
         kind = message.get("type")
         if kind == "pop" and self.audit is not None:
+            # One entry per agent and pop ("which agent saw which customer's
+            # card").  customer_of_card walks the card each time, uncached: it
+            # costs about 2 us (one person) to 6 us (three), under 0.1 % of a
+            # core at the soak's 165 pops/s; send_to_agent as a whole ~36 us.
             card = message.get("card")
             self.audit.record(f"agent:{agent_id}", POP_DELIVERED, "call", str(message.get("call_id")),
                               actor_role=self.role, customer=customer_of_card(card),

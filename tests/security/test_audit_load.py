@@ -5,6 +5,7 @@ locked" on SQLite)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 from sqlalchemy import func, select
@@ -104,3 +105,135 @@ def test_each_event_loop_has_its_own_turns(tmp_path):
         asyncio.run(contend(2))
     finally:
         asyncio.run(engine.dispose())
+
+
+async def test_a_flood_of_pops_is_written_whole_beside_the_interaction_writer(engine):
+    """20,000 entries at 10,000/s (500 every 50 ms: 10 times the old writer's
+    one batch of 200 per 0.2 s flush interval, 60 times the soak's pops) while
+    the interaction writer writes without pause: none dropped, all stored."""
+    trail = AuditTrail(AuditStore(engine))  # the service's defaults: 10,000 pending, 0.2 s
+    store = InteractionStore(engine)
+    flooding = True
+
+    async def interaction_writer() -> int:
+        written, i = 0, 0
+        while flooding:
+            written += await store.upsert([record(i + k) for k in range(20)])
+            i += 20
+        return written
+
+    await trail.start()
+    try:
+        writer = asyncio.create_task(interaction_writer())
+        for burst in range(40):
+            for i in range(burst * 500, (burst + 1) * 500):
+                pop_delivered(trail, i)
+            await asyncio.sleep(0.05)
+        flooding = False
+        upserted = await asyncio.wait_for(writer, 10)
+        for _ in range(500):
+            if not trail.pending:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await trail.stop()
+    assert trail.stats.as_dict == {"written": 20_000, "dropped": 0, "failures": 0}
+    assert await count(engine, audit_log) == 20_000
+    assert upserted > 0 and await count(engine, interactions) == upserted
+
+
+class FlakyStore:
+    """Fails every other write, after a round trip (as a lost connection would)."""
+
+    def __init__(self, flaky: bool = True):
+        self.rows, self.calls, self.flaky = [], 0, flaky
+
+    async def write(self, events):
+        self.calls += 1
+        await asyncio.sleep(0.001)
+        if self.flaky and self.calls % 2:
+            raise ConnectionError("connection lost")
+        self.rows.extend(events)
+        return len(events)
+
+
+async def test_a_failed_batch_is_written_again_whole_and_in_order():
+    store = FlakyStore()
+    trail = AuditTrail(store, batch_size=100, flush_interval=0.001, max_pending=10_000)
+    await trail.start()
+    try:
+        for i in range(250):
+            pop_delivered(trail, i)
+        await asyncio.sleep(0)  # the writer takes a batch...
+        for i in range(250, 1000):
+            pop_delivered(trail, i)  # ...while more arrive
+        for _ in range(500):
+            if not trail.pending:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await trail.stop()
+    assert [e.customer for e in store.rows] == [f"sales:c-{i}" for i in range(1000)]
+    assert trail.stats.failures >= 5 and trail.stats.dropped == 0 and trail.stats.written == 1000
+
+
+async def test_a_failed_batch_back_in_a_full_queue_drops_the_oldest(caplog):
+    store = FlakyStore()
+    store.calls = 0  # the first write fails
+    trail = AuditTrail(store, batch_size=3, max_pending=4)
+    for i in range(4):
+        pop_delivered(trail, i)
+    writing_batch = asyncio.create_task(trail.flush())
+    await asyncio.sleep(0)  # batch 0..2 out, 3 queued
+    for i in range(4, 8):
+        pop_delivered(trail, i)  # 3..7: one too many, 3 dropped
+    with pytest.raises(ConnectionError):
+        await writing_batch
+    # 0..2 back in front of 4..7: the oldest over the bound dropped, counted, logged once
+    assert trail.pending == 4 and trail.stats.dropped == 4
+    assert caplog.text.count("audit entries dropped") == 1 and "count=1 reason=queue-full max_pending=4" in caplog.text
+    while trail.pending:  # 4..6 written, 7 fails and is written next time
+        with contextlib.suppress(ConnectionError):
+            await trail.flush()
+    assert [e.customer for e in store.rows] == [f"sales:c-{i}" for i in range(4, 8)]
+
+
+async def test_entries_written_while_the_queue_overflows_are_not_counted_as_dropped():
+    """The batch being written is out of the queue: a full queue drops what
+    is still waiting, and the counter says what was really lost."""
+    store = FlakyStore(flaky=False)
+    trail = AuditTrail(store, batch_size=3, max_pending=4)
+    for i in range(4):
+        pop_delivered(trail, i)
+    writing_batch = asyncio.create_task(trail.flush())
+    await asyncio.sleep(0)  # batch 0..2 out, 3 queued
+    for i in range(4, 8):
+        pop_delivered(trail, i)  # 3..7: one too many, 3 dropped
+    await writing_batch
+    assert [e.customer for e in store.rows] == [f"sales:c-{i}" for i in (0, 1, 2, 4, 5, 6, 7)]
+    assert trail.stats.dropped == 1 and trail.stats.written == 7 and trail.pending == 0
+
+
+class DownStore:
+    calls = 0
+
+    async def write(self, events):
+        self.calls += 1
+        await asyncio.sleep(0)
+        raise ConnectionError("database down")
+
+
+async def test_new_entries_do_not_cut_the_back_off_short():
+    """While the database is away, a busy queue (its wake-ups) must not turn
+    the retry back-off into a retry per entry."""
+    store = DownStore()
+    trail = AuditTrail(store, batch_size=1, flush_interval=0.05)
+    await trail.start()
+    try:
+        for i in range(60):
+            pop_delivered(trail, i)
+            await asyncio.sleep(0.005)
+    finally:
+        trail._task.cancel()
+        await asyncio.gather(trail._task, return_exceptions=True)
+    assert 1 <= store.calls <= 4 and trail.pending == 60  # back-off 0.1 s, 0.2 s, 0.4 s: nothing lost
