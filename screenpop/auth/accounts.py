@@ -16,6 +16,9 @@ Decisions, in one place so the store and the web edge agree:
   is refused meanwhile).  The caller only ever learns "no".
 * Sessions slide: each use pushes the expiry ``idle`` further, but never
   past ``absolute`` after login, so a stolen token dies on its own.
+* A node may keep a valid session in memory for ``cache_for`` (seconds):
+  its own logouts and disables drop it at once, another node's are seen
+  when the entry runs out, and an entry never outlives the session's expiry.
 """
 from __future__ import annotations
 
@@ -116,6 +119,9 @@ class SessionPolicy:
     idle: timedelta = timedelta(hours=12)  # longer than a shift's breaks
     absolute: timedelta = timedelta(days=7)
     touch_every: timedelta = timedelta(seconds=60)  # at most one write a minute per session
+    # A valid session found is served from this node's memory this long
+    # (never past its expiry); zero: every lookup reads the database.
+    cache_for: timedelta = timedelta(0)
 
     def first_expiry(self, now: datetime) -> datetime:
         return min(now + self.idle, now + self.absolute)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, Iterable
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -45,6 +45,7 @@ from screenpop.auth.accounts import (
     utcnow,
     validate_new_user,
 )
+from screenpop.auth.loader import SessionLoader
 from screenpop.auth.models import sessions, users
 from screenpop.db import writing
 
@@ -59,6 +60,18 @@ class UnknownUser(AccountError):
 
 def _user(row) -> User:
     return User(row.id, row.username, row.role, row.agent_id, row.display_name)
+
+
+_SESSION_COLUMNS = (
+    sessions.c.id, sessions.c.user_id, sessions.c.created_at, sessions.c.last_seen, sessions.c.expires_at, sessions.c.csrf_token,
+    users.c.username, users.c.role, users.c.agent_id, users.c.display_name, users.c.disabled,
+)
+_TOUCH = (
+    update(sessions)
+    .where(sessions.c.id == bindparam("b_id"))
+    .values(last_seen=bindparam("b_seen", type_=sessions.c.last_seen.type),
+            expires_at=bindparam("b_expires", type_=sessions.c.expires_at.type))
+)
 
 
 def _session(row) -> Session:
@@ -81,6 +94,9 @@ class AccountStore:
         self.scrypt_n = scrypt_n  # lower only in tests
         self.clock = clock
         self._dummy_hash = passwords.hash_password("not a password of anyone", n=scrypt_n)
+        # session_for: concurrent lookups share one query, valid sessions are
+        # kept for sessions.cache_for (screenpop.auth.loader).
+        self.session_loader = SessionLoader(self._load_sessions, clock=clock, cache_seconds=sessions.cache_for.total_seconds())
 
     # ------------------------------------------------------------ passwords
 
@@ -211,26 +227,43 @@ class AccountStore:
         return token, session
 
     async def session_for(self, token: str) -> ActiveSession | None:
-        """The live session of ``token`` and its (enabled) user, sliding its expiry."""
+        """The live session of ``token`` and its (enabled) user, sliding its
+        expiry.  Lookups made at the same moment share one query, and a valid
+        session may come from the short cache (see :mod:`screenpop.auth.loader`)."""
         if not looks_like_token(token):
             return None
-        digest, now = token_digest(token), self.clock()
-        query = select(sessions, users).join(users, users.c.id == sessions.c.user_id).where(sessions.c.id == digest)
+        return await self.session_loader.get(token_digest(token))
+
+    async def _load_sessions(self, ids: list[str]) -> dict[str, ActiveSession]:
+        """The valid ones of these sessions (by stored id), in one query; the
+        dead ones found are deleted and the live ones slid in one write."""
+        now = self.clock()
+        query = select(*_SESSION_COLUMNS).join(users, users.c.id == sessions.c.user_id).where(sessions.c.id.in_(ids))
         async with self.engine.connect() as conn:
-            row = (await conn.execute(query)).first()
-        if row is None:
-            return None
-        if row.expires_at <= now or row.disabled:
-            async with writing(self.engine) as conn:
-                await conn.execute(delete(sessions).where(sessions.c.id == digest))
-            return None
-        session = Session(digest, row.user_id, row.created_at, row.last_seen, row.expires_at, row.csrf_token)
-        if self.session_policy.should_touch(row.last_seen, now):
-            expires = self.session_policy.next_expiry(row.created_at, now)
-            async with writing(self.engine) as conn:
-                await conn.execute(update(sessions).where(sessions.c.id == digest).values(last_seen=now, expires_at=expires))
-            session = Session(digest, row.user_id, row.created_at, now, expires, row.csrf_token)
-        return ActiveSession(User(row.user_id, row.username, row.role, row.agent_id, row.display_name), session)
+            rows = (await conn.execute(query)).all()
+        found, slid, dead, touches = {}, {}, [], []
+        for row in rows:
+            if row.expires_at <= now or row.disabled:
+                dead.append(row.id)
+                continue
+            user = User(row.user_id, row.username, row.role, row.agent_id, row.display_name)
+            found[row.id] = ActiveSession(user, Session(row.id, row.user_id, row.created_at, row.last_seen, row.expires_at, row.csrf_token))
+            if self.session_policy.should_touch(row.last_seen, now):
+                expires = self.session_policy.next_expiry(row.created_at, now)
+                touches.append({"b_id": row.id, "b_seen": now, "b_expires": expires})
+                slid[row.id] = ActiveSession(user, Session(row.id, row.user_id, row.created_at, now, expires, row.csrf_token))
+        if dead or touches:
+            try:
+                async with writing(self.engine) as conn:
+                    if dead:
+                        await conn.execute(delete(sessions).where(sessions.c.id.in_(dead)))
+                    if touches:  # one executemany for the whole batch
+                        await conn.execute(_TOUCH, touches)
+            except Exception as exc:  # the reads stand: a session read valid is not refused for a failed touch
+                log.warning("session touch failed sessions=%d reason=%s", len(touches) + len(dead), type(exc).__name__)
+            else:
+                found.update(slid)
+        return found
 
     async def session_alive(self, session_id: str) -> bool:
         """Is the session (by its stored id) still valid, its user enabled?
@@ -238,7 +271,10 @@ class AccountStore:
         query = select(sessions.c.expires_at, users.c.disabled).join(users, users.c.id == sessions.c.user_id).where(sessions.c.id == session_id)
         async with self.engine.connect() as conn:
             row = (await conn.execute(query)).first()
-        return row is not None and row.expires_at > self.clock() and not row.disabled
+        alive = row is not None and row.expires_at > self.clock() and not row.disabled
+        if not alive:
+            self.session_loader.evict([session_id])
+        return alive
 
     async def sessions_alive(self, session_ids: Iterable[str], *, batch: int = 5000) -> set[str]:
         """Which of these sessions (by stored id) are still valid, their users
@@ -251,6 +287,8 @@ class AccountStore:
                 query = (select(sessions.c.id, sessions.c.expires_at, users.c.disabled)
                          .join(users, users.c.id == sessions.c.user_id).where(sessions.c.id.in_(ids[i:i + batch])))
                 alive.update(row.id for row in await conn.execute(query) if row.expires_at > now and not row.disabled)
+        if len(alive) < len(ids):  # ended, perhaps on another node: not served from this node's cache either
+            self.session_loader.evict(set(ids) - alive)
         return alive
 
     async def end_session(self, token: str) -> bool:
@@ -258,11 +296,13 @@ class AccountStore:
             return False
         async with writing(self.engine) as conn:
             result = await conn.execute(delete(sessions).where(sessions.c.id == token_digest(token)))
+        self.session_loader.evict([token_digest(token)])
         return result.rowcount > 0
 
     async def end_sessions(self, user_id: int) -> int:
         async with writing(self.engine) as conn:
             result = await conn.execute(delete(sessions).where(sessions.c.user_id == user_id))
+        self.session_loader.evict_user(user_id)
         return result.rowcount
 
     async def purge_expired(self) -> int:
