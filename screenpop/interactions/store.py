@@ -51,6 +51,11 @@ def _insert(conn: AsyncConnection):
     return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
 
 
+# Built once: an ordering built per query (every cold card's history) left
+# reference cycles behind (expression <-> its comparator) for the full GC.
+NEWEST_FIRST = (interactions.c.started_at.desc().nulls_last(), interactions.c.call_id.desc())
+
+
 @dataclass(frozen=True, slots=True)
 class _UpsertStatements:
     skeletons: Any  # insert the empty rows that are missing
@@ -189,7 +194,7 @@ class InteractionStore:
         def read(conn: Connection) -> SearchResult:
             total = conn.execute(select(func.count()).select_from(interactions).where(cond)).scalar_one()
             rows = conn.execute(
-                select(interactions).where(cond).order_by(c.started_at.desc().nulls_last(), c.call_id.desc())
+                select(interactions).where(cond).order_by(*NEWEST_FIRST)
                 .limit(limit).offset(offset)
             ).all()
             notes = _notes(conn, [r.call_id for r in rows])
@@ -213,7 +218,7 @@ class InteractionStore:
             where.append(c.call_id != exclude_call_id)
         if (bound := validate.time_bound("before", before)) is not None:
             where.append(c.started_at < bound)
-        query = select(interactions).where(*where).order_by(c.started_at.desc().nulls_last(), c.call_id.desc()).limit(limit)
+        query = select(interactions).where(*where).order_by(*NEWEST_FIRST).limit(limit)
 
         def read(conn: Connection) -> list[dict[str, Any]]:
             rows = conn.execute(query).all()
