@@ -17,43 +17,40 @@ browsers do not apply CORS to WebSockets.
 
 Failures answer 401 ``{"error": …}`` (no or dead session), 403 (wrong role,
 bad CSRF token) or, for a browser asking for a page, a redirect to
-``/login?next=…``.  Why a login failed is logged, never answered: unknown
-name, wrong password and disabled account all read "invalid username or
-password".
+``/login?next=…``; 503 when the session store cannot be read (never "log in
+again" because the database restarted).
+
+The login, who-am-I and logout routes are in :mod:`agent_ui.session_routes`,
+the redacting access log in :mod:`agent_ui.access_log`; their names are
+importable from here too (``auth.add_routes``, ``auth.login``,
+``auth.RedactingAccessLogger``...).
 """
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import logging
 import time
-from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import quote, urlsplit
 
 from aiohttp import hdrs, web
-from aiohttp.web_log import AccessLogger
-from multidict import CIMultiDict
 
 from agent_ui import access, ws
-from agent_ui.jsonio import BadRequest, json_error, read_json_object
+from agent_ui.access_log import RedactingAccessLogger  # noqa: F401  (importable from here, as before)
+from agent_ui.jsonio import json_error
 from agent_ui.session_watch import SessionWatch
 from agent_ui.tokens import BearerTokens
-from screenpop.auth.accounts import LOCKED, UNKNOWN_USER, ActiveSession, LockoutPolicy, LoginFailure, Session, SessionPolicy, User, normalize_username
+from screenpop.auth.accounts import ActiveSession, LockoutPolicy, SessionPolicy, User
 from screenpop.auth.ratelimit import FailureWindow
 from screenpop.config import AuthSettings
 
 log = logging.getLogger(__name__)
 
-SESSION_PATH = "/api/v1/session"
 LOGIN_PATH = "/login"
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
-MAX_LOGIN_BODY = 8 * 1024
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
-BAD_CREDENTIALS = "invalid username or password"
-TOO_MANY = "too many failed logins; try again later"
 PURGE_EVERY = 3600.0  # seconds between sweeps of expired sessions
 
 
@@ -199,120 +196,6 @@ def safe_next(value: str | None, default: str = "/") -> str:
     return default if parts.scheme or parts.netloc else value
 
 
-# ------------------------------------------------------------- login/logout
-
-
-@dataclass
-class LoginResult:
-    status: int  # 200, 401 (bad credentials), 429 (locked or throttled)
-    user: User | None = None
-    token: str | None = None
-    session: Session | None = None
-    error: str | None = None
-    retry_after: int | None = None
-    cookie_name: str = "screenpop_session"
-    secure: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return self.user is not None
-
-    def set_cookie(self, response: web.StreamResponse) -> None:
-        """Put the session cookie on ``response`` (a browser-session cookie: gone when the browser quits)."""
-        if self.token:
-            response.set_cookie(self.cookie_name, self.token, path="/", httponly=True, samesite="Lax", secure=self.secure)
-
-    def error_response(self) -> web.Response:
-        headers = {"Retry-After": str(self.retry_after)} if self.retry_after else {}
-        return json_error(self.status, self.error or BAD_CREDENTIALS, **headers)
-
-
-def _masked(name_key: str) -> str:
-    """How a name that is not (yet) known to be an account appears in the log:
-    people type their password into the username field, so never as typed."""
-    return "<unknown:" + hashlib.sha256(name_key.encode()).hexdigest()[:8] + ">"
-
-
-async def login(request: web.Request, username: str, password: str) -> LoginResult:
-    """Check the credentials, throttle, open a session; the caller puts the
-    cookie on its response with ``result.set_cookie(response)``."""
-    auth = request.app[AUTH]
-    settings = auth.settings
-    address = client_address(request, settings)
-    name = normalize_username(username) if isinstance(username, str) else None
-    name_key = name or hashlib.sha256(str(username).encode("utf-8", "replace")).hexdigest()[:16]
-    base = {"cookie_name": settings.cookie_name, "secure": settings.cookie_secure or is_https(request, settings)}
-    now = auth.monotonic()
-    wait = max(auth.by_address.retry_after(address, now) or 0, auth.by_name.retry_after(name_key, now) or 0)
-    if wait:
-        log.warning("login failed user=%s reason=throttled remote=%s retry_after=%.0f", _masked(name_key), address, wait)
-        return LoginResult(429, error=TOO_MANY, retry_after=max(1, round(wait)), **base)
-    result = await auth.store.authenticate(username if isinstance(username, str) else "", password if isinstance(password, str) else "")
-    if isinstance(result, LoginFailure):
-        shown = _masked(name_key) if result.reason == UNKNOWN_USER else name
-        log.warning("login failed user=%s reason=%s remote=%s", shown, result.reason, address)
-        if result.reason == LOCKED:
-            return LoginResult(429, error=TOO_MANY, retry_after=max(1, round(result.retry_after or 1)), **base)
-        auth.by_address.fail(address, now)
-        auth.by_name.fail(name_key, now)
-        return LoginResult(401, error=BAD_CREDENTIALS, **base)
-    auth.by_name.clear(name_key)
-    token, session = await auth.store.create_session(result)
-    log.info("login ok user=%s role=%s agent_id=%s remote=%s", result.username, result.role, result.agent_id, address)
-    return LoginResult(200, user=result, token=token, session=session, **base)
-
-
-async def logout(request: web.Request, response: web.StreamResponse | None = None) -> bool:
-    """End the request's session and clear the cookie on ``response``."""
-    auth = request.app[AUTH]
-    active, _ = await _identify(request)
-    token, _ = _presented_token(request, auth.settings, query_token=False)
-    ended = await auth.store.end_session(token) if token else False
-    if response is not None:
-        response.del_cookie(auth.settings.cookie_name, path="/")
-    if ended and active is not None:
-        log.info("logout user=%s", active.user.username)
-    return ended
-
-
-def session_json(user: User, session: Session) -> dict:
-    return {"user": user.as_json(), "csrf_token": session.csrf_token, "expires_at": session.expires_at.isoformat()}
-
-
-async def post_session(request: web.Request) -> web.Response:
-    try:
-        payload = await read_json_object(request, max_bytes=MAX_LOGIN_BODY, what='{"username", "password"}')
-    except BadRequest as exc:
-        return json_error(exc.status, str(exc))
-    if not isinstance(payload.get("username"), str) or not isinstance(payload.get("password"), str):
-        return json_error(400, "username and password are required strings")
-    try:
-        result = await login(request, payload["username"], payload["password"])
-    except Exception as exc:
-        log.error("login failed reason=store-unavailable error=%s", type(exc).__name__)
-        return json_error(503, "account store unavailable, retry shortly", **{"Retry-After": "5"})
-    if not result.ok:
-        return result.error_response()
-    if request.cookies.get(request.app[AUTH].settings.cookie_name):
-        await logout(request)  # a login replaces the browser's previous session, never adds to it
-    body = session_json(result.user, result.session)
-    if payload.get("return_token") is True:  # non-browser clients: Authorization: Bearer <token>
-        body["token"] = result.token
-    response = web.json_response(body)
-    result.set_cookie(response)
-    return response
-
-
-async def get_session(request: web.Request) -> web.Response:
-    return web.json_response(session_json(request["user"], request["session"]))
-
-
-async def delete_session(request: web.Request) -> web.Response:
-    response = web.Response(status=204)
-    await logout(request, response)
-    return response
-
-
 # --------------------------------------------------------------- middleware
 
 
@@ -416,54 +299,30 @@ async def _guarded_socket(request: web.Request, handler, active: ActiveSession) 
         unwatch()
 
 
-def add_routes(app: web.Application, add_route=None, *_ignored) -> None:
-    """The ``/api/v1/session`` routes (login, who am I, logout) with their rules."""
-    add_route = add_route or (lambda method, path, handler, rule: access.add(app, method, path, handler, rule))
-    add_route("POST", SESSION_PATH, post_session, access.PUBLIC)
-    add_route("GET", SESSION_PATH, get_session, access.ANY_USER)
-    add_route("DELETE", SESSION_PATH, delete_session, access.ANY_USER)
-
-
 def setup(app: web.Application, store, settings: AuthSettings, *, billing_tokens: BearerTokens | None = None) -> Authenticator:
     """Everything in one call: the access registry (with its start-up
     check), the middleware and the session routes.  Build ``store`` with
     :func:`policies`."""
+    from agent_ui.session_routes import add_routes
+
     authenticator = Authenticator(store, settings, billing_tokens)
     access.setup(app, authenticator)
     add_routes(app)
     return authenticator
 
 
-# --------------------------------------------------------------- access log
-
-REDACTED_QUERY = frozenset({"token", "csrf_token", "password"})
-REDACTED_HEADERS = frozenset({"authorization", "cookie", "x-csrf-token"})
-
-
-class _RedactedRequest:
-    """What the access log sees of a request: secrets replaced by ``***``."""
-
-    def __init__(self, request: web.BaseRequest):
-        self._request = request
-
-    def __getattr__(self, name):
-        return getattr(self._request, name)
-
-    @property
-    def path_qs(self) -> str:
-        url = self._request.rel_url
-        if not any(k.lower() in REDACTED_QUERY for k in url.query):
-            return self._request.path_qs
-        return str(url.with_query([(k, "***" if k.lower() in REDACTED_QUERY else v) for k, v in url.query.items()]))
-
-    @property
-    def headers(self) -> CIMultiDict:
-        return CIMultiDict((k, "***" if k.lower() in REDACTED_HEADERS else v) for k, v in self._request.headers.items())
+# The session routes' names, importable from here as before the split
+# (agent_ui.session_routes imports this module, so they are looked up late).
+_SESSION_ROUTES = frozenset({
+    "SESSION_PATH", "MAX_LOGIN_BODY", "BAD_CREDENTIALS", "TOO_MANY", "LoginResult", "login", "logout",
+    "session_json", "post_session", "get_session", "delete_session", "add_routes",
+})
 
 
-class RedactingAccessLogger(AccessLogger):
-    """``web.AppRunner(app, access_log_class=RedactingAccessLogger)``: the
-    WebSocket ``?token=`` never reaches the access log."""
+def __getattr__(name: str):
+    if name in _SESSION_ROUTES:
+        from agent_ui import session_routes
 
-    def log(self, request, response, time: float) -> None:
-        super().log(_RedactedRequest(request) if request is not None else request, response, time)
+        return getattr(session_routes, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
