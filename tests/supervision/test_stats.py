@@ -12,7 +12,7 @@ import pytest
 
 from screenpop.interactions.record import fold
 from screenpop.interactions.store import InteractionStore
-from screenpop.supervision.stats import CallFigures, DayFigures, StatsCache, day_start
+from screenpop.supervision.stats import CallFigures, DayFigures, StatsCache, day_start, read_rows
 from telephony.events import CallEvent
 from telephony.replay import replay
 from tests.supervision.helpers import CAPTURES, FIXTURES
@@ -142,7 +142,6 @@ async def test_figures_from_a_real_log_survive_a_restart(log_engine):
 
 
 async def test_a_call_in_progress_whose_events_did_not_move_is_not_read_again(log_engine):
-    from screenpop.supervision.stats import read_rows
 
     store = InteractionStore(log_engine)
     events = events_of("support_answered")["1795383106.0"]
@@ -185,3 +184,22 @@ async def test_a_full_read_in_small_pages_gives_the_same_figures_and_never_shows
     watcher.cancel()
     assert len(seen) > 2 and set(seen) == {whole.queue("sales")["offered"]}
     assert paged.figures is not before  # new figures, swapped in once whole
+
+
+async def test_ended_calls_are_forgotten_per_call_but_stay_counted(log_engine):
+    store = InteractionStore(log_engine)
+    await store.upsert([fold(evs) for evs in events_of(*CAPTURES).values()])
+    whole = DayFigures()  # every call, nothing forgotten
+    whole.update(await read_rows(log_engine, day_start(CAPTURE_DAY)))
+    newest = max(c.last_event_at for c in whole.calls.values())
+    # the captures span more than the look-back and its margin: the early calls are settled
+    kept = {cid for cid, c in whole.calls.items() if c.last_event_at >= newest - timedelta(seconds=10.0 + 60.0)}
+    assert 0 < len(kept) < len(whole.calls)
+    cache = StatsCache(log_engine, lambda queue: 20.0, clock=lambda: CAPTURE_DAY, full_every=3600.0)
+    await cache.refresh()
+    assert set(cache.figures.calls) == kept
+    names = ("support", "sales", "billing")
+    figures = {n: cache.queue(n) for n in names}
+    assert figures == {n: whole.queue(n) for n in names}
+    assert await cache.refresh() == set()  # the recent calls read again: replaced, not counted twice
+    assert {n: cache.queue(n) for n in names} == figures
