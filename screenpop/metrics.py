@@ -31,6 +31,8 @@ class ServiceMetrics:
         self.bus_connected = Gauge("screenpop_bus_connected", "1 when the bus to the other nodes works (always, embedded)", registry=r)
         self.bus_backlog = Gauge("screenpop_bus_backlog", "Messages waiting to be published to the other nodes", registry=r)
         self.writes_queued = Gauge("screenpop_interaction_writes_queued", "Interaction records waiting for the database", registry=r)
+        self.audit_pending = Gauge("screenpop_audit_pending", "Audit entries waiting for the database", registry=r)
+        self.audit_dropped = Gauge("screenpop_audit_dropped", "Audit entries dropped since start (the queue was full)", registry=r)
         self.gc_frozen = Gauge("screenpop_gc_frozen_objects", "Objects kept out of the garbage collector's full passes, counted at the last thaw (screenpop.gc_tuning)", registry=r)
         self.gc_thaws = Gauge("screenpop_gc_thaws", "Full collections of the frozen objects since start (each one long pause)", registry=r)
         self.gc_last_thaw = Gauge("screenpop_gc_last_thaw_pause_seconds", "How long the last full collection of the frozen objects stopped the process", registry=r)

@@ -89,6 +89,7 @@ class ScreenpopService:
         from screenpop.auth.store import AccountStore
         from screenpop.cluster.views import LiveView, SupervisorMirror
         from screenpop.interactions.service import InteractionLog
+        from screenpop.security.plugin import SECURITY
 
         s = self.settings
         self.interactions = await InteractionLog.from_settings(s)
@@ -108,6 +109,10 @@ class ScreenpopService:
         self.metrics.bind_gauge(self.metrics.ws_connections, lambda: len(self.hub))
         await self._start_bus()
         self.app = build_app(self)
+        audit = self.app[SECURITY].audit
+        if audit is not None:
+            self.metrics.bind_gauge(self.metrics.audit_pending, lambda: audit.pending)
+            self.metrics.bind_gauge(self.metrics.audit_dropped, lambda: audit.stats.dropped)
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, s.web.host, s.web.port)

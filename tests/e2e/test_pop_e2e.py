@@ -105,7 +105,12 @@ async def test_roles_guard_the_api_and_health_reports_parts(stack):
         health = await r.json()
         assert r.status == 200 and health["parts"]["ami"]["ok"] and health["parts"]["storage"]["ok"]
     async with stack.http.get(f"{stack.url}/metrics") as r:
-        assert "screenpop_ami_connected 1.0" in await r.text()
+        metrics = await r.text()
+    assert "screenpop_ami_connected 1.0" in metrics
+    # the node's own health figures: audit queue, GC tuning (thawed once at start)
+    assert "screenpop_audit_dropped 0.0" in metrics and "screenpop_audit_pending " in metrics
+    figures = dict(line.rsplit(" ", 1) for line in metrics.splitlines() if line.startswith("screenpop_gc_"))
+    assert float(figures["screenpop_gc_thaws"]) >= 1 and float(figures["screenpop_gc_frozen_objects"]) > 0
     async with stack.http.get(f"{stack.url}/api/v1/openapi.json") as r:
         spec = await r.json()
     routes = {(m.upper(), p) for p, ops in spec["paths"].items() for m in ops}
