@@ -18,7 +18,10 @@ browsers do not apply CORS to WebSockets.
 Failures answer 401 ``{"error": …}`` (no or dead session), 403 (wrong role,
 bad CSRF token) or, for a browser asking for a page, a redirect to
 ``/login?next=…``; 503 when the session store cannot be read (never "log in
-again" because the database restarted).
+again" because the database restarted).  Sessions are looked up through the
+store's :class:`~screenpop.auth.loader.SessionLoader`: a reconnect storm's
+handshakes share a few queries, and valid sessions are kept
+``[auth] session_cache_seconds``.
 
 The login, who-am-I and logout routes are in :mod:`agent_ui.session_routes`,
 the redacting access log in :mod:`agent_ui.access_log`; their names are
@@ -60,7 +63,8 @@ def policies(settings: AuthSettings) -> tuple[LockoutPolicy, SessionPolicy]:
 
     return (
         LockoutPolicy(settings.max_failures, settings.lock_seconds),
-        SessionPolicy(idle=timedelta(seconds=settings.session_idle_seconds), absolute=timedelta(seconds=settings.session_absolute_seconds)),
+        SessionPolicy(idle=timedelta(seconds=settings.session_idle_seconds), absolute=timedelta(seconds=settings.session_absolute_seconds),
+                      cache_for=timedelta(seconds=settings.session_cache_seconds)),
     )
 
 

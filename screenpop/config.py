@@ -124,6 +124,12 @@ class BillingSettings:
     token_file: str = ""
 
 
+# A cached session is not slid (its last_seen is written at most once a
+# minute anyway) and another node's logout waits for the entry to run out:
+# both stay small below a minute.
+MAX_SESSION_CACHE_SECONDS = 60
+
+
 @dataclass(slots=True)
 class AuthSettings:
     """Logins and sessions of the agent UI (agent_ui.auth)."""
@@ -138,11 +144,17 @@ class AuthSettings:
     rate_limit_failures: int = 20  # failed logins per client address (and per username) per window
     rate_limit_window_seconds: int = 300
     socket_recheck_seconds: float = 30.0  # how soon an open WebSocket notices its session ended (logout, disable)
+    # A valid session is kept in this node's memory this long (0: not at all),
+    # so a reconnect storm's handshakes do not each read the database; a
+    # logout or disable on another node is seen within this long.
+    session_cache_seconds: float = 5.0
 
     def __post_init__(self) -> None:
         for name in ("session_idle_seconds", "session_absolute_seconds", "max_failures", "lock_seconds", "rate_limit_failures", "rate_limit_window_seconds", "socket_recheck_seconds"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"auth.{name} must be > 0")
+        if not 0 <= self.session_cache_seconds <= MAX_SESSION_CACHE_SECONDS:
+            raise ConfigError(f"auth.session_cache_seconds must be between 0 (no cache) and {MAX_SESSION_CACHE_SECONDS}")
 
 
 @dataclass(slots=True)

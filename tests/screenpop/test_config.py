@@ -82,9 +82,19 @@ def test_shipped_configs_load():
     )
     assert production.bus.redis_url.startswith("redis://")
     assert [s.name for s in production.sources] == ["sales", "billing"]
+    assert production.auth.session_cache_seconds == 5 and production.auth.socket_recheck_seconds == 30
 
 
 def test_pop_timing_per_queue(tmp_path):
     settings = load_settings(write(tmp_path, "[pop]\non_answer_queues = ['vip']\n"),
                              env={"SCREENPOP_POP__TIMING": "answer"})
     assert settings.pop.timing == "answer" and settings.pop.on_answer_queues == ["vip"]
+
+
+def test_session_cache_seconds(tmp_path):
+    assert load_settings(None, env={}).auth.session_cache_seconds == 5
+    assert load_settings(write(tmp_path, "[auth]\nsession_cache_seconds = 0\n"), env={}).auth.session_cache_seconds == 0  # no cache
+    assert load_settings(None, env={"SCREENPOP_AUTH__SESSION_CACHE_SECONDS": "2.5"}).auth.session_cache_seconds == 2.5
+    for bad in ("-1", "61"):
+        with pytest.raises(ConfigError, match="auth.session_cache_seconds must be between 0 .* and 60"):
+            load_settings(None, env={"SCREENPOP_AUTH__SESSION_CACHE_SECONDS": bad})
