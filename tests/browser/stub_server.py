@@ -55,6 +55,9 @@ class StubService:
     page_dispositions: list | None = None
     page_create_contact_url: str | None = None
     outcome_error: str | None = None  # set: PUT .../outcome answers 503 with this reason
+    store_down: bool = False  # the session store is unreachable: handshakes and GET /api/v1/session answer 503
+    refused_sockets: int = 0  # handshakes answered 503 while store_down
+    session_checks: int = 0  # GET /api/v1/session requests
     interactions: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
     client_frames: list[dict[str, Any]] = field(default_factory=list)
@@ -112,6 +115,9 @@ class StubService:
         return app
 
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
+        if self.store_down:
+            self.refused_sockets += 1
+            return web.json_response({"error": "session store unavailable, retry shortly"}, status=503, headers={"Retry-After": "5"})
         if self.user is None:
             return web.json_response({"error": "log in first"}, status=401)
         ws = web.WebSocketResponse()
@@ -135,6 +141,9 @@ class StubService:
         return web.json_response({"user": {"username": "ana", "role": "agent", "agent_id": "1001", "display_name": "Ana Agent"}, "csrf_token": CSRF})
 
     async def session(self, request: web.Request) -> web.Response:
+        self.session_checks += 1
+        if self.store_down:
+            return web.json_response({"error": "session store unavailable, retry shortly"}, status=503, headers={"Retry-After": "5"})
         return web.json_response({"user": {"username": self.user.username}, "csrf_token": CSRF})
 
     async def logout(self, request: web.Request) -> web.Response:

@@ -191,6 +191,27 @@ async def test_connection_loss_shows_a_banner_and_reconnects(page, stub):
     assert page.script_errors == []
 
 
+async def test_refused_handshakes_are_retried_until_the_store_is_back(page, stub):
+    """503 (the session store is down) is not a logout: the desktop keeps
+    retrying with backoff, past the three attempts a script might give up
+    after, stays on its page, and is live again once the store answers."""
+    await page.goto("/")
+    await page.wait_for_function("() => window.screenpop && window.screenpop.hellos === 1", timeout=10000)
+    stub.store_down = True
+    for ws in list(stub.sockets):
+        await ws.close()
+    deadline = asyncio.get_running_loop().time() + 15
+    while stub.refused_sockets < 3 and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+    assert stub.refused_sockets >= 3 and stub.session_checks >= 1  # it asked whether the session holds: 503, so it does
+    assert "Connection lost" in await page.text_content("#conn-banner")
+    stub.store_down = False
+    await page.wait_for_function("() => window.screenpop.hellos === 2", timeout=15000)
+    await page.wait_for_selector("#conn-banner", state="hidden")
+    assert "/login" not in page.url
+    assert page.script_errors == []
+
+
 async def answered_then_ended(page, stub, call_id: str) -> None:
     await stub.send(pop(call_id, "+34 912 34 56 78", known_card()))
     await stub.send({"type": "call", "call_id": call_id, "event": "answered", "agent": "1001", "ts": now()})
