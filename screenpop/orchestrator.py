@@ -64,6 +64,7 @@ class ActiveCall:
     notes: list[dict[str, Any]] = field(default_factory=list)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     ended: bool = False
+    restored: bool = False  # taken up from the last ingester's live state, not seen starting here
 
     def to_state(self) -> dict[str, Any]:
         """What another node needs to show or take up this call (see screenpop.cluster.livecalls)."""
@@ -81,7 +82,7 @@ class ActiveCall:
                    card=card_from_dict(card) if card else None, popped=set(state.get("popped") or ()),
                    answered_by=state.get("answered_by"), answered_at=state.get("answered_at"),
                    transferred_from=state.get("transferred_from"), notes=list(state.get("notes") or ()),
-                   ended=bool(state.get("ended")))
+                   ended=bool(state.get("ended")), restored=True)
 
 
 class Orchestrator:
@@ -176,7 +177,7 @@ class Orchestrator:
         Asterisk no longer has ended while nobody was watching; end them once."""
         ended = []
         for call in list(self.calls.values()):
-            if call.call_id in live_call_ids or call.ended or call.lookup is not None:
+            if call.call_id in live_call_ids or call.ended or not call.restored:
                 continue
             reason = "completed" if call.answered_by else "unanswered"
             self.handle(CallEnded(call.call_id, ts or utc_now(), call.answered_by, reason, 0.0))
