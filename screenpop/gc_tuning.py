@@ -19,7 +19,10 @@ A *thaw* reclaims it: everything is unfrozen, collected in one full pass
 and frozen again.  That pass is the one long pause left, so it runs
 rarely: when the process's resident memory has grown by ``thaw_growth``
 since the last thaw (garbage kept frozen shows there first), and at least
-every ``thaw_every`` seconds.  Memory, not the frozen objects, is what is
+every ``thaw_every`` seconds.  Memory also grows for good reasons (caches
+filling, a shift logging in): a growth thaw that finds (almost) nothing to
+reclaim doubles the growth the next one waits for, and one that does find
+garbage sets it back.  Memory, not the frozen objects, is what is
 watched: counting them (``gc.get_freeze_count``) walks them all, about
 50 ms at 500,000.  Each thaw is logged with its pause and what it
 reclaimed.  Objects freed by reference counting (most of them) are freed
@@ -36,6 +39,9 @@ import time
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
+
+FRUITLESS = 0.01  # a growth thaw reclaiming less than this share of the frozen objects found no leak
+MAX_GROWTH = 4.0
 
 
 @dataclass(slots=True)
@@ -62,7 +68,7 @@ def resident_bytes() -> int:
 class GcTuning:
     """Runs beside the service (:meth:`run` as a task); :meth:`start` at the end of start-up."""
 
-    def __init__(self, *, freeze_every: float = 2.0, thaw_every: float = 6 * 3600.0, thaw_growth: float = 0.25,
+    def __init__(self, *, freeze_every: float = 2.0, thaw_every: float = 6 * 3600.0, thaw_growth: float = 0.5,
                  clock=time.monotonic, memory=resident_bytes):
         self.freeze_every = freeze_every
         self.thaw_every = thaw_every
@@ -70,6 +76,7 @@ class GcTuning:
         self.clock = clock
         self.memory = memory
         self.stats = FreezeStats()
+        self.growth_allowed = thaw_growth  # adapts: see the module doc
         self._memory_after_thaw = 0
         self._last_thaw = clock()
 
@@ -95,8 +102,11 @@ class GcTuning:
         self._last_thaw = self.clock()
         self.stats.thaws += 1
         self.stats.last_thaw_ms, self.stats.last_thaw_reclaimed = pause, reclaimed
-        log.info("gc thaw reason=%s pause_ms=%.0f reclaimed=%d frozen=%d rss_mib=%.0f",
-                 reason, pause, reclaimed, self.stats.frozen, self._memory_after_thaw / 2**20)
+        if reason == "memory-growth":
+            fruitless = reclaimed < FRUITLESS * max(1, self.stats.frozen)
+            self.growth_allowed = min(self.growth_allowed * 2, MAX_GROWTH) if fruitless else self.thaw_growth
+        log.info("gc thaw reason=%s pause_ms=%.0f reclaimed=%d frozen=%d rss_mib=%.0f next_at_growth=%.2f",
+                 reason, pause, reclaimed, self.stats.frozen, self._memory_after_thaw / 2**20, self.growth_allowed)
 
     def start(self) -> None:
         """At the end of the service's start: everything built so far is long-lived."""
@@ -105,7 +115,7 @@ class GcTuning:
     def tick(self) -> None:
         """One step of :meth:`run` (tests drive it directly)."""
         self.freeze_now()
-        if self._memory_after_thaw and self.memory() > self._memory_after_thaw * (1 + self.thaw_growth):
+        if self._memory_after_thaw and self.memory() > self._memory_after_thaw * (1 + self.growth_allowed):
             self.thaw("memory-growth")
         elif self.clock() - self._last_thaw >= self.thaw_every:
             self.thaw("age")

@@ -65,6 +65,26 @@ def test_memory_growth_triggers_a_thaw():
     gc.unfreeze()
 
 
+def test_a_thaw_that_finds_nothing_makes_the_next_wait_for_more_growth_and_one_that_finds_garbage_resets_it():
+    rss = [100.0]
+    tuning = GcTuning(thaw_growth=0.25, memory=lambda: rss[0])
+    tuning.start()
+    rss[0] = 130.0
+    tuning.tick()  # nothing to reclaim: legitimate growth
+    assert tuning.stats.thaws == 2 and tuning.growth_allowed == 0.5
+    rss[0] = 180.0  # +38 %: below the doubled allowance
+    tuning.tick()
+    assert tuning.stats.thaws == 2
+    garbage = [cycle()[0] for _ in range(tuning.stats.frozen // 50)]  # > 1 % of the frozen set, in cycles
+    tuning.freeze_now()
+    del garbage
+    rss[0] = 200.0  # +54 %
+    tuning.tick()
+    assert tuning.stats.thaws == 3 and tuning.stats.last_thaw_reclaimed > 0
+    assert tuning.growth_allowed == 0.25
+    gc.unfreeze()
+
+
 def test_an_old_frozen_set_is_thawed_even_without_growth():
     now = [0.0]
     tuning = GcTuning(thaw_every=60.0, clock=lambda: now[0], memory=lambda: 100)
