@@ -29,7 +29,7 @@ OnResync = Callable[[set[str]], None]
 
 class CallFeed:
     def __init__(self, queue: asyncio.Queue, tracker: CallTracker, deliver: Deliver, *, expire_every: float = 60.0,
-                 observe: Observe | None = None, on_resync: OnResync | None = None):
+                 observe: Observe | None = None, on_resync: OnResync | None = None, yield_every: int = 16):
         """``on_resync(call_ids)`` hears, after each resync's call events were
         delivered, which calls the tracker now knows to be in progress (a new
         ingester ends the calls it took up that Asterisk no longer has)."""
@@ -39,15 +39,27 @@ class CallFeed:
         self.tracker = tracker
         self.deliver = deliver
         self.expire_every = expire_every
+        # Items handled before the loop gets a turn.  The queue hands items over
+        # without waiting while it holds some, so a burst (one TCP read is a
+        # few hundred events) would run as one long step, and the pops it
+        # made (tasks) and the sockets' writers would wait for all of it.
+        self.yield_every = yield_every
         self.events_in = 0
         self.calls_out = 0
 
     async def run(self) -> None:
         last_expire = time.monotonic()
+        in_a_row = 0
         while True:
             if not self.queue.empty():
+                if in_a_row >= self.yield_every:  # before taking the next: a cancel here loses nothing
+                    in_a_row = 0
+                    await asyncio.sleep(0)
+                    continue
                 item = self.queue.get_nowait()  # the busy path: no timer per event
+                in_a_row += 1
             else:
+                in_a_row = 0
                 # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel
                 # that lands as the queue hands over an item, and the loop never ends.
                 try:

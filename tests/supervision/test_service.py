@@ -140,6 +140,25 @@ async def test_notifier_coalesces_bursts_and_skips_repeats():
     notifier.close()
 
 
+async def test_a_big_flush_is_spread_over_turns_of_the_loop_queues_first():
+    sent, turns = [], []
+    notifier = Notifier(sent.append, lambda q: {"type": "queue", "queue": q}, lambda a: {"type": "agent", "agent_id": a},
+                        interval=0.2, per_step=10)
+    loop = asyncio.get_running_loop()
+
+    def count_turns():  # another callback of the loop, interleaved with the flush
+        turns.append(len(sent))
+        if len(turns) < 50:
+            loop.call_soon(count_turns)
+
+    notifier.mark(Changes({f"q{i}" for i in range(4)}, {f"{1000 + i}" for i in range(36)}))
+    loop.call_soon(count_turns)
+    await asyncio.sleep(0.05)
+    assert len(sent) == 40 and [m["type"] for m in sent[:4]] == ["queue"] * 4
+    assert {0, 10, 20, 30} & set(turns) and max(b - a for a, b in zip(turns, turns[1:])) <= 10  # never more than a step at once
+    notifier.close()
+
+
 def test_new_figures_rebuild_only_the_agents_whose_figures_changed():
     service, changes, _ = build()
     feed(service, capture_messages("burst_small"))
