@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from screenpop.db import writing
-from screenpop.db_reads import Reads
+from screenpop.db_trips import Trips
 from screenpop.interactions import validate
 from screenpop.interactions.models import interaction_notes, interactions
 from screenpop.interactions.record import InteractionRecord, Note, canonical_ts, merge
@@ -86,10 +86,10 @@ class InteractionStore:
             raise ValueError("at least one disposition code is needed")
         self.engine = engine
         self.dispositions = tuple(dispositions)
-        self.reads = Reads(engine)  # every query below: one trip each (see screenpop.db_reads)
+        self.trips = Trips(engine)  # the queries and the writer's transaction: one trip each (screenpop.db_trips)
 
     async def close(self) -> None:
-        await self.reads.close()
+        await self.trips.close()
 
     # ----------------------------------------------------------- the writer
 
@@ -102,27 +102,7 @@ class InteractionStore:
             batch[record.call_id] = merge(batch[record.call_id], record) if record.call_id in batch else record
         if not batch:
             return 0
-        async with writing(self.engine) as conn:
-            call_ids = sorted(batch)
-            statements = _upsert_statements(conn.dialect.name)
-            # Every row exists and is locked before it is read, so two writers
-            # (a restarted process replaying its spill file next to the old
-            # one) never both merge into the same empty view: on PostgreSQL
-            # the row locks; on SQLite this first write takes the database's
-            # write lock (its driver opens the transaction only at a write).
-            skeletons = [to_row(InteractionRecord(call_id=c)) for c in call_ids]
-            await conn.execute(statements.skeletons, skeletons)
-            stored = {row.call_id: from_row(row) for row in await conn.execute(statements.stored, {"ids": call_ids})}
-            rows = []
-            for call_id, record in batch.items():
-                old = stored.get(call_id)
-                merged = record if old is None else merge(old, record)
-                row = to_row(merged)
-                if old is None or row != to_row(old):
-                    rows.append(row)
-            if rows:
-                await conn.execute(statements.upsert, rows)
-        return len(rows)
+        return await self.trips.write(_upsert_batch, batch)
 
     # ------------------------------------------------------------- reading
 
@@ -133,11 +113,11 @@ class InteractionStore:
             row = conn.execute(select(interactions).where(interactions.c.call_id == call_id)).first()
             return None if row is None else _with_notes(from_row(row), _notes(conn, [call_id]))
 
-        return await self.reads.run(read)
+        return await self.trips.read(read)
 
     async def notes(self, call_id: str) -> list[Note]:
         call_id = validate.call_id(call_id)
-        return (await self.reads.run(_notes, [call_id])).get(call_id, [])
+        return (await self.trips.read(_notes, [call_id])).get(call_id, [])
 
     async def search(
         self,
@@ -200,7 +180,7 @@ class InteractionStore:
             notes = _notes(conn, [r.call_id for r in rows])
             return SearchResult([_with_notes(from_row(r), notes) for r in rows], total)
 
-        return await self.reads.run(read)
+        return await self.trips.read(read)
 
     async def history(
         self, e164: str, limit: int = 5, *, exclude_call_id: str | None = None, before: datetime | str | None = None
@@ -225,7 +205,7 @@ class InteractionStore:
             notes = _notes(conn, [r.call_id for r in rows])
             return [history_entry(_with_notes(from_row(r), notes)) for r in rows]
 
-        return await self.reads.run(read)
+        return await self.trips.read(read)
 
     # -------------------------------------------------------------- people
 
@@ -286,6 +266,29 @@ class InteractionStore:
 
 
 
+
+
+def _upsert_batch(conn: Connection, batch: dict[str, InteractionRecord]) -> int:
+    """:meth:`InteractionStore.upsert`'s transaction (one trip: see screenpop.db_trips)."""
+    call_ids = sorted(batch)
+    statements = _upsert_statements(conn.dialect.name)
+    # Every row exists and is locked before it is read, so two writers
+    # (a restarted process replaying its spill file next to the old
+    # one) never both merge into the same empty view: on PostgreSQL
+    # the row locks; on SQLite this first write takes the database's
+    # write lock (its driver opens the transaction only at a write).
+    conn.execute(statements.skeletons, [to_row(InteractionRecord(call_id=c)) for c in call_ids])
+    stored = {row.call_id: from_row(row) for row in conn.execute(statements.stored, {"ids": call_ids})}
+    rows = []
+    for call_id, record in batch.items():
+        old = stored.get(call_id)
+        merged = record if old is None else merge(old, record)
+        row = to_row(merged)
+        if old is None or row != to_row(old):
+            rows.append(row)
+    if rows:
+        conn.execute(statements.upsert, rows)
+    return len(rows)
 
 def _notes(conn: Connection, call_ids: list[str]) -> dict[str, list[Note]]:
     out: dict[str, list[Note]] = {}
