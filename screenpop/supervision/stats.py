@@ -266,7 +266,7 @@ class StatsCache:
     clock: Callable[[], float] = field(default=lambda: datetime.now(timezone.utc).timestamp())
     before_read: Callable[[], Any] | None = None  # e.g. the writer's flush, so the call just ended is in
     overlap: float = 10.0  # was 120, then 30: 1,500 rows re-read per refresh at 50 calls/s held the loop 30-40 ms
-    page: int = 250  # rows folded between two turns of the event loop (500 held it ~20 ms)
+    page: int = 100  # rows folded between two turns of the event loop (250 still held it ~18 ms)
     full_every: float = 600.0
     figures: DayFigures = field(init=False)
     day: datetime | None = field(default=None, init=False)
