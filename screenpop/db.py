@@ -106,17 +106,9 @@ async def writing(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     SQLite it would wait for itself), so that raises at once.  Only the
     write transaction belongs inside; slow work (hashing, lookups) goes
     before or after it."""
-    async with write_turn(engine):
+    if engine.dialect.name != "sqlite":
         async with engine.begin() as conn:
             yield conn
-
-
-@contextlib.asynccontextmanager
-async def write_turn(engine: AsyncEngine) -> AsyncIterator[None]:
-    """The turn of :func:`writing` without its transaction, for a writer that
-    writes the same file on a connection of its own (``screenpop.db_trips``)."""
-    if engine.dialect.name != "sqlite":
-        yield
         return
     turn, task = _write_turn(engine), asyncio.current_task()
     if task is not None and turn.owner is task:
@@ -124,7 +116,8 @@ async def write_turn(engine: AsyncEngine) -> AsyncIterator[None]:
     async with turn.lock:
         turn.owner = task
         try:
-            yield
+            async with engine.begin() as conn:
+                yield conn
         finally:
             turn.owner = None
 

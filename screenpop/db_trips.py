@@ -1,19 +1,22 @@
-"""The interaction log's queries and its writer's transactions in one trip each.
+"""The interaction log's queries and its writer's transactions, each one function.
 
 Why: on SQLite (the embedded node) SQLAlchemy's async engine runs every step
 of a query (checkout, cursor, execute, fetch, close) as its own trip to
 aiosqlite's thread and back through the event loop.  Under load each trip
 waits for the busy loop: the caller's call-history query, 1 ms of SQL, took
-a p95 of 100 to 200 ms and was the slowest part of a cold pop, and the
-interaction writer's transaction (merging and converting a batch of records
-between its statements) held the loop up to 30 ms at a time.  Here a read
-or a write transaction is one plain function run on a thread with a
-synchronous engine on the same file; the loop is woken once.  WAL mode lets
-the readers run beside the writer; the writer still takes its turn among
-the process's writers (:func:`screenpop.db.write_turn`).
+a p95 of 100 to 200 ms and was the slowest part of a cold pop.  Here a read
+is one plain function run on a thread with a synchronous engine on the same
+file; the loop is woken once.  WAL mode lets these readers run beside the
+writer.
 
-On PostgreSQL (asyncpg) and in-memory SQLite the same function runs through
-the async engine (``AsyncConnection.run_sync``): one code path serves both.
+Writes stay on the event loop (``AsyncConnection.run_sync`` inside
+:func:`screenpop.db.writing`'s turn): moving the interaction writer's batch
+(merging and converting records is CPU work) to a thread was measured
+slower, as the thread and the loop then fight over the GIL in 5 ms slices
+(cold pop p99 74-100 ms on the loop, 146-184 ms threaded).
+
+On PostgreSQL (asyncpg) and in-memory SQLite reads run through the async
+engine too: one code path serves both.
 """
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import NullPool
 
-from screenpop.db import _sqlite_for_a_service, write_turn, writing
+from screenpop.db import writing
 
 T = TypeVar("T")
 Trip = Callable[..., T]  # fn(sync Connection, *args) -> T
@@ -38,19 +41,15 @@ class Trips:
 
     def __init__(self, engine: AsyncEngine, *, readers: int = 4):
         self.engine = engine
-        self._reads = self._writes = None
+        self._reads: ThreadPoolExecutor | None = None
         url = engine.url
         if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-            # A connection per trip (NullPool; opening one is ~0.1 ms, on the
-            # thread): a pooled one would go on using a file that was replaced
+            # A connection per read (NullPool; opening one is ~0.1 ms, on the
+            # thread): a pooled one would go on reading a file that was replaced
             # or moved away (a restore) instead of failing or seeing the new one.
-            sync_url = url.set(drivername="sqlite")
-            self._read_engine = sqlalchemy.create_engine(sync_url, poolclass=NullPool)
+            self._read_engine = sqlalchemy.create_engine(url.set(drivername="sqlite"), poolclass=NullPool)
             event.listen(self._read_engine, "connect", _read_only)
-            self._write_engine = sqlalchemy.create_engine(sync_url, poolclass=NullPool)
-            event.listen(self._write_engine, "connect", _sqlite_for_a_service)
             self._reads = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="db-reads")
-            self._writes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-writes")
 
     async def read(self, fn: Trip[T], *args: Any) -> T:
         if self._reads is None:
@@ -59,32 +58,14 @@ class Trips:
         return await asyncio.wrap_future(self._reads.submit(_run, self._read_engine.connect, fn, args))
 
     async def write(self, fn: Trip[T], *args: Any) -> T:
-        if self._writes is None:
-            async with writing(self.engine) as conn:
-                return await conn.run_sync(fn, *args)
-        async with write_turn(self.engine):
-            done = asyncio.wrap_future(self._writes.submit(_run, self._write_engine.begin, fn, args))
-            try:
-                return await asyncio.shield(done)
-            except asyncio.CancelledError:
-                # The thread still holds SQLite's write lock: keep the turn until
-                # it has committed or rolled back, then let the cancel through.
-                while not done.done():
-                    try:
-                        await asyncio.wait([done])
-                    except asyncio.CancelledError:
-                        pass
-                raise
+        async with writing(self.engine) as conn:
+            return await conn.run_sync(fn, *args)
 
     async def close(self) -> None:
-        loop = asyncio.get_running_loop()
-        for pool in (self._writes, self._reads):
-            if pool is not None:
-                await loop.run_in_executor(None, pool.shutdown)
-        self._reads = self._writes = None
-        if hasattr(self, "_read_engine"):
+        if self._reads is not None:
+            pool, self._reads = self._reads, None
+            await asyncio.get_running_loop().run_in_executor(None, pool.shutdown)
             self._read_engine.dispose()
-            self._write_engine.dispose()
 
 
 def _run(open_connection, fn, args):
@@ -94,7 +75,7 @@ def _run(open_connection, fn, args):
 
 def _read_only(dbapi_connection, _record) -> None:
     """The readers only read: a stray write fails loudly instead of taking
-    the write lock outside the writers' turns."""
+    the write lock outside the writers' turns (screenpop.db.writing)."""
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA query_only = ON")
