@@ -51,7 +51,11 @@ def build_app(service: ScreenpopService) -> web.Application:
                   on_balance=lambda balance: service.lookup.on_balance(balance, service.live.card_changed))
     registry.declare("PUT", billing.ROUTE, access.BILLING_TOKEN)
     supervision_http.setup(app, add_route, service.live, store=service.interactions.store,
-                           wallboard_token=s.supervision.wallboard_token, tz=s.supervision.timezone)
+                           wallboard_token=s.supervision.wallboard_token, tz=s.supervision.timezone,
+                           privacy=security.privacy)
+    # The supervisors' feed and watchers' copies are masked for each reader's
+    # role at the socket edge (agent_ui.hub); agents' pops before the bus.
+    service.hub.privacy = security.privacy
     ws.setup(app, service.hub, registry.authenticate)
     registry.declare("GET", ws.ROUTE, access.SUPPORT)
 

@@ -7,6 +7,16 @@ supervisors must cost one ``json.dumps`` and N queue appends, not N dumps.
 
 The hub is the ``Delivery`` the orchestrator talks to: ``send_to_agent`` and
 ``send_to_supervisors`` are plain functions that never wait on a socket.
+
+``[privacy]`` at the edge (:attr:`Hub.privacy`, set by the web app): the
+supervisors' feed (queue and agent states) and a watcher's copy of an
+agent's messages leave here as each reader's role may see them, live and in
+the replay on connect.  The messages themselves stay whole until here (the
+bus, the supervisors' mirror and the REST routes share them), and a socket
+does not get a view of its own: sockets are grouped by what their role may
+see (phone numbers whole or partial), so a message is still masked and
+encoded once per group, not once per socket.  An agent's own messages are
+masked upstream, before the bus (``screenpop.security.delivery``).
 """
 from __future__ import annotations
 
@@ -14,12 +24,13 @@ import asyncio
 import inspect
 import logging
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Collection
 
 from aiohttp import WSCloseCode, web
 
 from agent_ui import protocol
 from agent_ui.connections import Connection, OnAck, SocketSettings
+from screenpop.security.privacy import PrivacyRules
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +110,13 @@ class Hub:
         settings: SocketSettings = SocketSettings(),
         on_ack: OnAck | None = None,
         supervisor_replay: SupervisorReplay = no_supervisor_replay,
+        privacy: PrivacyRules | None = None,
     ):
         self.replay = replay
         self.supervisor_replay = supervisor_replay
+        # The [privacy] rules for supervisors' and watchers' sockets (see the
+        # module doc); None: every message goes out as given.
+        self.privacy = privacy
         self.settings = settings
         self.on_ack = on_ack
         self._agents: dict[str, set[Connection]] = {}
@@ -121,19 +136,53 @@ class Hub:
         if not conns and not watchers:
             return 0
         frame = protocol.encode_frame(message)
-        return (self._fan_out(conns, frame) if conns else 0) + (self._fan_out(watchers, frame) if watchers else 0)
+        # The agent's message is masked for agents already (upstream): a
+        # watcher whose role sees phone numbers whole gets the same frame (it
+        # sees what the agent sees), one whose role sees them partially gets
+        # them masked further.
+        return (self._fan_out(conns, frame) if conns else 0) + (self._fan_out_viewed(watchers, message, frame) if watchers else 0)
 
     def send_to_supervisors(self, message: protocol.Message) -> int:
+        """Queue and agent states to every supervisor's socket, as its user's
+        role may see them (``[privacy]``: an admin whose role is not in
+        ``partial_phone_roles`` sees numbers whole beside a supervisor who
+        sees them partially)."""
         if not self._supervisors:
             return 0
-        return self._fan_out(self._supervisors, protocol.encode_frame(message))
+        return self._fan_out_viewed(self._supervisors, message)
+
+    def _fan_out_viewed(self, conns: Collection[Connection], message: protocol.Message, frame: bytes | None = None) -> int:
+        """``message`` to ``conns``, each as its user's role may see it: one view
+        and one encoding per kind of reader (phone numbers whole or partial),
+        never one per socket.  ``frame``: the message already encoded as the
+        readers who see numbers whole may see it (None: viewed here too)."""
+        privacy = self.privacy
+        if privacy is None:
+            return self._fan_out(conns, frame if frame is not None else protocol.encode_frame(message))
+        partial_roles = privacy.partial_phone_roles
+        whole, partial = (list(conns), []) if not partial_roles else _split(conns, partial_roles)
+        sent = 0
+        if whole:
+            if frame is None:
+                frame = protocol.encode_frame(self.shown(message, _role(whole[0])))
+            sent += self._fan_out(whole, frame)
+        if partial:
+            sent += self._fan_out(partial, protocol.encode_frame(self.shown(message, _role(partial[0]))))
+        return sent
+
+    def shown(self, message: protocol.Message, role: str | None) -> protocol.Message:
+        """``message`` as ``role`` may see it (``[privacy]``); the message itself is never changed."""
+        if self.privacy is None:
+            return message
+        data = message.to_dict() if isinstance(message, protocol.ServerMessage) else message
+        return self.privacy.view(data, role)
 
     def broadcast(self, message: protocol.Message) -> int:
         """Every socket (e.g. a notice before a restart)."""
         frame = protocol.encode_frame(message)
         return self._fan_out(set(self._audience), frame)
 
-    def _fan_out(self, conns: set[Connection], frame: bytes) -> int:
+    def _fan_out(self, conns: Collection[Connection], frame: bytes) -> int:
         sent = 0
         gone = None
         for conn in conns:
@@ -263,8 +312,13 @@ class Hub:
 
     def _release(self, conn: Connection, audience: Audience, pops: Any) -> None:
         frames: list[bytes] = []
+        # An agent's own replay comes masked for agents (the service's replay);
+        # the supervisors' state and a watcher's copy are shown for the reader.
+        viewed, role = audience.kind != AGENT and self.privacy is not None, _role(conn)
         for message in pops or ():
             try:
+                if viewed:
+                    message = self.shown(message, role)
                 frames.append(protocol.encode_frame(message))
             except (TypeError, ValueError):
                 log.exception("ws replay skipped a message user=%s agent=%s", conn.username, audience.agent_id)
@@ -288,3 +342,15 @@ class Hub:
             _, pending = await asyncio.wait(waits, timeout=3 * self.settings.close_timeout)
             for w in pending:
                 w.cancel()
+
+
+def _role(conn: Connection) -> str | None:
+    return getattr(conn.user, "role", None)
+
+
+def _split(conns: Collection[Connection], partial_roles: frozenset[str]) -> tuple[list[Connection], list[Connection]]:
+    """``conns`` as (phone numbers whole, partial) by their users' roles."""
+    whole, partial = [], []
+    for conn in conns:
+        (partial if _role(conn) in partial_roles else whole).append(conn)
+    return whole, partial

@@ -8,7 +8,11 @@ the bus between nodes).  :class:`GuardedDelivery` sits in front of it:
   shown which customer's card, on which call), queued off the pop path;
 * ``pop`` and ``card`` messages are masked by the ``[privacy]`` rules for the
   role of the people who receive agent messages (agents; a supervisor
-  following an agent sees what the agent sees).
+  following an agent sees what the agent sees, masked further for the
+  supervisor's own role at the socket edge, ``agent_ui.hub``);
+* the supervisors' feed (queue and agent states) passes whole: supervisors
+  and admins share it, so each node's hub masks it for each reader's role
+  (live and in the replay on connect), and the REST routes per request.
 
 Wiring (one line in ``ScreenpopService.start``)::
 
@@ -52,6 +56,7 @@ class GuardedDelivery:
         return self.delivery.send_to_agent(agent_id, message)
 
     def send_to_supervisors(self, message: dict[str, Any]) -> int:
+        # Not masked here: readers of several roles share it (see the module doc).
         return self.delivery.send_to_supervisors(message)
 
     def view_pops(self, pops: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -6,6 +6,12 @@ for a screen on the wall that has no login: it shows the queues with a
 token of its own (``[supervision] wallboard_token``), compared in constant
 time, and without who is calling (a wall is seen by visitors too).
 
+Answers are shown as the reader's role may see them (``[privacy]``: with
+``partial_phone_roles = ["supervisor"]`` a supervisor reads callers'
+numbers as ``+34*******678`` in the waiting callers, the agents' calls and
+the calls of the day; an admin not listed reads them whole), like every
+other API answer.
+
 The outcome route belongs to the interactions API; here a response hook
 watches it, so an agent who saves an outcome leaves wrap-up at once.
 """
@@ -18,6 +24,7 @@ from typing import Any, Callable
 
 from aiohttp import web
 
+from screenpop.security.privacy import NO_MASKING, PrivacyRules
 from screenpop.supervision.stats import day_start
 
 log = logging.getLogger(__name__)
@@ -39,10 +46,14 @@ def redacted(queue: dict[str, Any]) -> dict[str, Any]:
 
 
 def setup(app: web.Application, add_route: Callable, supervision, *, store=None, wallboard_token: str = "",
-          tz: str = "UTC") -> None:
+          tz: str = "UTC", privacy: PrivacyRules = NO_MASKING) -> None:
     """``supervision`` is the :class:`~screenpop.supervision.services.SupervisionService`;
-    ``store`` the interaction store (calls of the day)."""
+    ``store`` the interaction store (calls of the day); ``privacy`` the
+    ``[privacy]`` rules, applied to every answer by the reader's role."""
     token = wallboard_token.encode("utf-8")
+
+    def shown(request: web.Request, data: Any) -> web.Response:
+        return web.json_response(privacy.view(data, getattr(request.get("user"), "role", None)))
 
     def today() -> datetime:
         return day_start(supervision.now(), tz)
@@ -54,7 +65,7 @@ def setup(app: web.Application, add_route: Callable, supervision, *, store=None,
         return [_plain(r.to_dict()) for r in result.items]
 
     async def queues(request: web.Request) -> web.Response:
-        return web.json_response({"items": supervision.queue_messages()})
+        return shown(request, {"items": supervision.queue_messages()})
 
     async def one_queue(request: web.Request) -> web.Response:
         name = request.match_info["queue"]
@@ -63,10 +74,10 @@ def setup(app: web.Application, add_route: Callable, supervision, *, store=None,
         message = supervision.queue_message(name)
         if message is None:
             return _error(404, "no such queue")
-        return await _with_calls(message, queue=name)
+        return await _with_calls(request, message, queue=name)
 
     async def agents(request: web.Request) -> web.Response:
-        return web.json_response({"items": supervision.agent_messages()})
+        return shown(request, {"items": supervision.agent_messages()})
 
     async def one_agent(request: web.Request) -> web.Response:
         agent_id = request.match_info["agent_id"]
@@ -75,15 +86,15 @@ def setup(app: web.Application, add_route: Callable, supervision, *, store=None,
         message = supervision.agent_message(agent_id)
         if message is None:
             return _error(404, "no such agent")
-        return await _with_calls(message, agent=agent_id)
+        return await _with_calls(request, message, agent=agent_id)
 
-    async def _with_calls(message: dict[str, Any], **where: str) -> web.Response:
+    async def _with_calls(request: web.Request, message: dict[str, Any], **where: str) -> web.Response:
         try:
             calls = await calls_today(**where)
         except Exception as exc:  # the database: the live part is still worth showing
             log.error("supervision calls of the day failed where=%s error=%s", where, f"{type(exc).__name__}: {exc}")
             return _error(503, "storage unavailable, retry later", **{"Retry-After": "5"})
-        return web.json_response({**message, "calls_today": calls})
+        return shown(request, {**message, "calls_today": calls})
 
     async def wallboard(request: web.Request) -> web.Response:
         given = request.query.get("token", "")
