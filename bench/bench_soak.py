@@ -192,6 +192,17 @@ async def run_service_role(args) -> int:
             elif command["cmd"] == "snapshot":
                 tracemalloc.take_snapshot().dump(command["path"])
                 say({"snapshot": command["path"]})
+            elif command["cmd"] == "garbage":  # what only a full collection frees, by type (at the end)
+                gc.unfreeze()
+                gc.set_debug(gc.DEBUG_SAVEALL)
+                gc.collect()
+                kinds = Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.garbage)
+                frames = Counter(o.f_code.co_qualname for o in gc.garbage if type(o).__name__ == "frame")
+                total = len(gc.garbage)
+                gc.garbage.clear()
+                gc.set_debug(0)
+                gc.freeze()
+                say({"garbage": {"total": total, "types": dict(kinds.most_common(30)), "frames": dict(frames.most_common(20))}})
             elif command["cmd"] == "quit":
                 break
     finally:
@@ -363,7 +374,7 @@ async def run_controller(args) -> int:
         if ready["ready"] != args.agents:
             raise SystemExit(f"only {ready['ready']} of {args.agents} sockets opened")
         routed = {"sim": Routed(sim, ("phase", "placing_done", "done", "dumped")),
-                  "service": Routed(service, ("stats", "objects", "snapshot", "settled")),
+                  "service": Routed(service, ("stats", "objects", "snapshot", "settled", "garbage")),
                   "clients": Routed(clients, ("dumped", "storm"))}
         await asyncio.sleep(2.0)  # let the connect storm settle
         # The sockets grew the service's memory past its GC tuning's thaw threshold:
@@ -460,6 +471,8 @@ async def run_controller(args) -> int:
         done = await routed["sim"].get("done", 600)
         note(f"all calls placed {placing.get('placed')} (late at most {placing.get('max_late')} s); all calls ended")
         await asyncio.sleep(2.0)  # the last pops on the wire
+        report["cyclic_garbage_at_end"] = (await routed["service"].ask({"cmd": "garbage"}, "garbage"))["garbage"]
+        note(f"cyclic garbage at the end: {report['cyclic_garbage_at_end']}")
         for task in tasks:
             task.cancel()
         await collect()

@@ -660,3 +660,39 @@ async def test_the_connections_gauge_reads_the_hub(make_server):
     await srv.connect("tok-alice")
     await srv.connect("tok-sue")
     assert b"screenpop_websocket_connections 2.0" in metrics.render()
+
+
+async def test_a_socket_reset_while_pops_flow_leaves_no_traceback_cycles(make_server):
+    """A dropped socket's errors (a cancelled writer, a reset mid-write, the
+    stream's end) are let go with it: kept, their tracebacks held frames that
+    held the connection, garbage only a full collection frees (this process
+    keeps those rare, see screenpop.gc_tuning)."""
+    import gc
+
+    srv = await make_server()
+    clients = [await srv.connect("tok-alice") for _ in range(5)]
+
+    async def pump():
+        n = 0
+        while True:
+            n += 1
+            srv.hub.send_to_agent("1001", pop(f"c{n}"))
+            await asyncio.sleep(0.001)
+
+    pumping = asyncio.create_task(pump())
+    await asyncio.sleep(0.1)
+    for client in clients:
+        client.transport.abort()
+    await wait_until(lambda: len(srv.hub) == 0, what="sockets gone")
+    pumping.cancel()
+    await asyncio.sleep(0.1)
+    gc.unfreeze()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        gc.collect()
+        ours = [o for o in gc.garbage if type(o).__name__ in ("frame", "traceback") or isinstance(o, Connection)]
+        frames = sorted({o.f_code.co_qualname for o in gc.garbage if type(o).__name__ == "frame"})
+    finally:
+        gc.garbage.clear()
+        gc.set_debug(0)
+    assert frames == [] and not [o for o in ours if type(o).__name__ == "traceback"], frames
