@@ -215,10 +215,15 @@ class SecuritySettings:
     token_cache_seconds: float = 5.0  # how soon a token created or revoked elsewhere counts on this node
     audit_max_pending: int = 10000  # audit entries queued while the database is unreachable
     audit_flush_interval: float = 0.2
+    audit_retention_days: int = 0  # audit entries older than this are deleted (hourly, in batches); 0 keeps them forever
 
     def __post_init__(self) -> None:
         if self.token_cache_seconds <= 0 or self.audit_flush_interval <= 0 or self.audit_max_pending < 1:
             raise ConfigError("security: token_cache_seconds and audit_flush_interval must be > 0, audit_max_pending >= 1")
+        if isinstance(self.audit_retention_days, bool) or not isinstance(self.audit_retention_days, int) \
+                or not 0 <= self.audit_retention_days <= 36500:
+            raise ConfigError(f"security.audit_retention_days must be a whole number of days between 0 (keep entries "
+                              f"forever) and 36500, got {self.audit_retention_days!r}")
 
 
 @dataclass(slots=True)

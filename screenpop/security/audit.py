@@ -23,10 +23,21 @@ Actions (``action``, ``target_type``):
 * ``outcome.set`` / ``note.added`` (call) — the agent's outcome form;
 * ``user.created`` / ``user.disabled`` / ``user.enabled`` / ``user.password_changed`` (user);
 * ``token.created`` / ``token.revoked`` (token);
-* ``audit.searched`` (audit) — reading the audit log is itself audited.
+* ``audit.searched`` (audit) — reading the audit log is itself audited;
+* ``audit.purged`` (audit) — entries older than a time deleted, by the
+  retention task or ``screenpop audit purge`` (who, before when, how many).
 
 Entries name people and customers but never carry a secret: a token is
 named, never shown; a note's text is not copied (its length is).
+
+Retention (``[security] audit_retention_days``, 0 = keep forever): rows are
+never updated, and deleted only by :meth:`AuditStore.purge`, which removes
+those older than a time ``PURGE_BATCH`` (5,000) rows per statement, each
+statement a write transaction of its own taken in turn with the service's
+other writers (:func:`screenpop.db.writing`), so a purge of millions of
+rows never holds SQLite's write lock for long.  :class:`AuditRetention`
+runs it at start and every hour beside the writer; ``screenpop audit purge
+--before DATE`` runs it once.  Both leave an ``audit.purged`` entry.
 """
 from __future__ import annotations
 
@@ -35,10 +46,10 @@ import collections
 import logging
 import os
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Callable, Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from screenpop.auth.accounts import utcnow
@@ -51,10 +62,12 @@ CARD_VIEWED, POP_DELIVERED = "card.viewed", "pop.delivered"
 OUTCOME_SET, NOTE_ADDED = "outcome.set", "note.added"
 USER_CREATED, USER_DISABLED, USER_ENABLED, USER_PASSWORD = "user.created", "user.disabled", "user.enabled", "user.password_changed"
 TOKEN_CREATED, TOKEN_REVOKED = "token.created", "token.revoked"
-AUDIT_SEARCHED = "audit.searched"
+AUDIT_SEARCHED, AUDIT_PURGED = "audit.searched", "audit.purged"
 ACTIONS = (CARD_VIEWED, POP_DELIVERED, OUTCOME_SET, NOTE_ADDED, USER_CREATED, USER_DISABLED, USER_ENABLED,
-           USER_PASSWORD, TOKEN_CREATED, TOKEN_REVOKED, AUDIT_SEARCHED)
+           USER_PASSWORD, TOKEN_CREATED, TOKEN_REVOKED, AUDIT_SEARCHED, AUDIT_PURGED)
 MAX_LIMIT = 500
+PURGE_BATCH = 5_000  # rows per DELETE (and per write transaction) of a purge
+RETENTION_ACTOR = "system:retention"  # the actor of the retention task's audit.purged entries
 
 
 def _cut(value: str | None, size: int) -> str | None:
@@ -171,6 +184,28 @@ class AuditStore:
                             r.detail or {}, r.at) for r in rows]
         return AuditPage(items, total)
 
+    async def purge(self, before: datetime, *, batch_size: int = PURGE_BATCH) -> int:
+        """Delete the entries older than ``before`` (strictly), oldest first,
+        ``batch_size`` rows per statement; returns how many.
+
+        Each statement is a transaction of its own in the service's turn of
+        writers (:func:`screenpop.db.writing`): between two batches the audit
+        writer, the interaction log and logins get their turn on SQLite, and a
+        purge stopped half-way keeps what it deleted."""
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        c = audit_log.c
+        oldest = select(c.id).where(c.at < before).order_by(c.at, c.id).limit(batch_size)
+        statement = delete(audit_log).where(c.id.in_(oldest))
+        total = 0
+        while True:
+            async with writing(self.engine) as conn:
+                count = (await conn.execute(statement)).rowcount
+            total += count
+            if count < batch_size:
+                return total
+            await asyncio.sleep(0)  # the other writers queued meanwhile go first
+
 
 @dataclass(slots=True)
 class AuditStats:
@@ -281,3 +316,49 @@ class AuditTrail:
                 delay = min(5.0, self.flush_interval * 2 ** min(failed, 20))
                 log.warning("audit write failed pending=%d reason=%s retry_in=%.1f", self.pending, type(exc).__name__, delay)
                 await asyncio.sleep(delay)  # a full queue's wake-ups must not turn the back-off into a busy retry
+
+
+class AuditRetention:
+    """``[security] audit_retention_days``: deletes the entries older than that
+    many days at start and then every ``interval`` seconds (an hour), in
+    batches (:meth:`AuditStore.purge`), logging ``audit entries purged
+    count=N before=...`` and leaving an ``audit.purged`` entry when it
+    deleted something.  A failed run (the database away) is logged and tried
+    again at the next one."""
+
+    def __init__(self, store: AuditStore, days: int, *, interval: float = 3600.0, batch_size: int = PURGE_BATCH,
+                 clock: Callable[[], datetime] = utcnow):
+        if days < 1:
+            raise ValueError("days must be >= 1 (0 keeps entries forever: no retention task)")
+        self.store = store
+        self.days = days
+        self.interval = interval
+        self.batch_size = batch_size
+        self.clock = clock
+        self.purged = 0  # entries deleted since start
+        self.runs = 0
+
+    def cutoff(self) -> datetime:
+        return self.clock() - timedelta(days=self.days)
+
+    async def purge_once(self) -> int:
+        before = self.cutoff()
+        count = await self.store.purge(before, batch_size=self.batch_size)
+        self.runs += 1
+        self.purged += count
+        log.info("audit entries purged count=%d before=%s retention_days=%d", count, before.isoformat(), self.days)
+        if count:
+            await self.store.write([AuditEvent(RETENTION_ACTOR, AUDIT_PURGED, "audit", before.isoformat(), "system",
+                                               detail={"before": before.isoformat(), "deleted": count,
+                                                       "retention_days": self.days}, at=self.clock())])
+        return count
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.purge_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("audit purge failed reason=%s retry_in=%.0f", type(exc).__name__, self.interval)
+            await asyncio.sleep(self.interval)

@@ -8,7 +8,10 @@ The migration ``0003_security`` creates exactly these; change both together
   database dump opens no integration.  A revoked token keeps its row
   (``revoked_at`` set): the audit log and ``tokens list`` still name it.
 * ``audit_log`` is append-only by convention: nothing in the service updates
-  or deletes a row.  ``detail`` is JSON for what does not fit the columns.
+  a row, and rows are deleted only by age (``[security]
+  audit_retention_days``, ``screenpop audit purge``: through the ``at``
+  index, each purge leaving an ``audit.purged`` entry).  ``detail`` is JSON
+  for what does not fit the columns.
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from screenpop.security.audit import AuditStore, AuditTrail
+from screenpop.security.audit import AuditRetention, AuditStore, AuditTrail
 from screenpop.security.privacy import PrivacyRules
 from screenpop.security.tokens import IntegrationTokens, TokenStore
 
@@ -23,6 +23,7 @@ class Security:
     audit: AuditTrail | None
     audit_store: AuditStore | None
     privacy: PrivacyRules
+    retention: AuditRetention | None = None  # [security] audit_retention_days > 0 and an audit log
 
     @classmethod
     def build(cls, settings, engine=None) -> "Security":
@@ -33,11 +34,13 @@ class Security:
                                    cache_seconds=s.token_cache_seconds)
         audit_store = AuditStore(engine) if engine is not None else None
         audit = AuditTrail(audit_store, max_pending=s.audit_max_pending, flush_interval=s.audit_flush_interval) if audit_store else None
-        return cls(tokens, audit, audit_store, PrivacyRules.from_settings(settings.privacy))
+        retention = AuditRetention(audit_store, s.audit_retention_days) if audit_store and s.audit_retention_days else None
+        return cls(tokens, audit, audit_store, PrivacyRules.from_settings(settings.privacy), retention)
 
     def attach(self, app: web.Application) -> None:
         """Load the tokens before the first request, reload them while the app
-        runs, run the audit writer; stop both (flushing the audit) at cleanup."""
+        runs, run the audit writer and the audit retention (purge at start,
+        then hourly); stop them (flushing the audit) at cleanup."""
 
         async def lifecycle(app: web.Application):
             try:
@@ -48,9 +51,14 @@ class Security:
             reload = asyncio.create_task(self.billing_tokens.run(), name="integration-tokens-reload")
             if self.audit is not None:
                 await self.audit.start()
+            tasks = [reload]
+            if self.retention is not None:
+                log.info("audit retention days=%d", self.retention.days)
+                tasks.append(asyncio.create_task(self.retention.run(), name="audit-retention"))
             yield
-            reload.cancel()
-            await asyncio.gather(reload, return_exceptions=True)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             if self.audit is not None:
                 await self.audit.stop()
 
