@@ -59,3 +59,17 @@ async def scratch_database(prefix: str):
         yield dsn
     finally:
         await drop_database(dsn)
+
+
+@pytest.fixture(name="proxy")
+async def postgres_proxy():
+    """A TCP proxy in front of the test PostgreSQL server (tests/faults/proxy.py):
+    a test cuts and restores the database by cutting the proxy.  Modules that
+    use it import it: ``from tests.pg import postgres_proxy  # noqa: F401``."""
+    from tests.faults.proxy import TcpProxy
+
+    url = make_url(POSTGRES_DSN)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+    await proxy.start()
+    yield proxy
+    await proxy.stop()

@@ -15,8 +15,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from screenpop.interactions.record import fold
-from tests.conftest import POSTGRES_DSN
-from tests.pg import asyncpg_dsn
+from tests.pg import asyncpg_dsn, postgres_proxy  # noqa: F401  (postgres_proxy: the proxy fixture)
 from tests.stack import Stack
 
 from .harness import EventTap, Inbox, eventually
@@ -26,15 +25,6 @@ CALLERS = [("+34912345678", "Ana Garcia"), ("+14155550100", "Bob Smith"), ("+346
            ("+34955000111", None), (None, None)]
 OUTAGE_SECONDS = 10  # "down for a minute", compressed: the mechanism does not depend on the length
 POP_BUDGET = 1.0  # seconds from the call event reaching the orchestrator to the pop on the agent's socket
-
-
-@pytest.fixture
-async def proxy():
-    url = make_url(POSTGRES_DSN)
-    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
-    await proxy.start()
-    yield proxy
-    await proxy.stop()
 
 
 def through(proxy: TcpProxy, dsn: str) -> str:

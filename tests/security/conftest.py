@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from screenpop.db import create_engine
+from screenpop.interactions.migrate import migrate
 from tests.pg import scratch_database
 from tests.security.node import running_node
 
@@ -16,6 +18,15 @@ async def dsn(request, tmp_path):
     else:
         async with scratch_database("screenpop_security") as found:
             yield found
+
+
+@pytest.fixture
+async def engine(dsn):
+    """The service's engine on ``dsn``, migrated."""
+    await migrate(dsn)
+    engine = create_engine(dsn)
+    yield engine
+    await engine.dispose()
 
 
 @pytest.fixture

@@ -7,8 +7,6 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from screenpop.db import create_engine
-from screenpop.interactions.migrate import migrate
 from screenpop.security.audit import (
     CARD_VIEWED, POP_DELIVERED, AuditEvent, AuditQuery, AuditStore, AuditTrail, customer_of_card, customer_of_keys,
 )
@@ -16,14 +14,6 @@ from screenpop.security.delivery import GuardedDelivery
 from screenpop.security.privacy import PrivacyRules
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
-
-
-@pytest.fixture
-async def engine(dsn):
-    await migrate(dsn)
-    engine = create_engine(dsn)
-    yield engine
-    await engine.dispose()
 
 
 async def test_search_filters_and_orders_newest_first(engine):

@@ -27,14 +27,6 @@ from tests.security.test_cli_audit import cli
 NOW = datetime.now(timezone.utc)
 
 
-@pytest.fixture
-async def engine(dsn):
-    await migrate(dsn)
-    engine = create_engine(dsn)
-    yield engine
-    await engine.dispose()
-
-
 def entries(at: datetime, count: int, prefix: str) -> list[AuditEvent]:
     return [AuditEvent(f"agent:{i}", POP_DELIVERED, "call", f"{prefix}-{i}", "agent", "sales:c-1", at=at)
             for i in range(count)]

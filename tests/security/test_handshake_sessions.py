@@ -25,9 +25,7 @@ from sqlalchemy.engine import make_url
 
 from screenpop.auth.accounts import new_csrf_token, new_token, token_digest, utcnow
 from screenpop.auth.models import sessions, users
-from tests.conftest import POSTGRES_DSN
-from tests.faults.proxy import TcpProxy
-from tests.pg import scratch_database
+from tests.pg import postgres_proxy, scratch_database  # noqa: F401  (postgres_proxy: the proxy fixture)
 from tests.security.node import PASSWORD, running_node
 
 STORM = 500
@@ -141,15 +139,6 @@ async def test_this_nodes_logout_and_disable_end_cached_sessions_at_once(tmp_pat
             while (message := await open_socket.receive(timeout=5)).type == aiohttp.WSMsgType.TEXT:
                 pass  # replayed state, until the re-check closes it
             assert message.type == aiohttp.WSMsgType.CLOSE and message.data == 4401
-
-
-@pytest.fixture
-async def proxy():
-    url = make_url(POSTGRES_DSN)
-    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
-    await proxy.start()
-    yield proxy
-    await proxy.stop()
 
 
 @pytest.mark.postgres

@@ -7,8 +7,6 @@ import hashlib
 import pytest
 from sqlalchemy import select
 
-from screenpop.db import create_engine
-from screenpop.interactions.migrate import migrate
 from screenpop.security.models import integration_tokens
 from screenpop.security.tokens import CONFIG_NAME, IntegrationTokens, TokenError, TokenStore
 
@@ -19,14 +17,6 @@ class Ticks:
 
     def __call__(self):
         return self.now
-
-
-@pytest.fixture
-async def engine(dsn):
-    await migrate(dsn)
-    engine = create_engine(dsn)
-    yield engine
-    await engine.dispose()
 
 
 async def test_only_the_digest_is_stored(engine):
