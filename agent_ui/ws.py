@@ -106,7 +106,10 @@ def setup(
         if not ws.can_prepare(request).ok:
             return json_error(426, "this endpoint speaks WebSocket only", Upgrade="websocket")
         await ws.prepare(request)
-        await hub.serve(ws, user, audience, transport=request.transport, on_open=lambda conn: request.__setitem__(CONNECTION, conn))
+        try:
+            await hub.serve(ws, user, audience, transport=request.transport, on_open=lambda conn: request.__setitem__(CONNECTION, conn))
+        finally:
+            request.pop(CONNECTION, None)  # request -> connection -> response -> request: a cycle once over
         return ws
 
     async def close_sockets(app: web.Application) -> None:
