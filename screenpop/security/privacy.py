@@ -52,25 +52,21 @@ def mask_card_numbers(text: str) -> str:
         digits = re.sub(r"\D", "", run)
         if not 13 <= len(digits) <= 19 or not luhn_ok(digits):
             return run
-        keep = len(digits) - 4
-        out, seen = [], 0
-        for ch in run:
-            if ch.isdigit():
-                out.append(MASK if seen < keep else ch)
-                seen += 1
-            else:
-                out.append(ch)
-        return "".join(out)
+        return _mask_digits(run, 4)
 
     return PAN.sub(replace, text) if any(ch.isdigit() for ch in text) else text
 
 
 def mask_phone(number: str, visible: int) -> str:
     """All digits but the last ``visible`` as ``*``; ``+`` and separators kept."""
-    total = sum(ch.isdigit() for ch in number)
-    keep_from = total - visible
+    return _mask_digits(number, visible)
+
+
+def _mask_digits(text: str, visible: int) -> str:
+    """Every digit of ``text`` but the last ``visible`` as ``*``; the rest kept."""
+    keep_from = sum(ch.isdigit() for ch in text) - visible
     out, seen = [], 0
-    for ch in number:
+    for ch in text:
         if ch.isdigit():
             out.append(MASK if seen < keep_from else ch)
             seen += 1
