@@ -616,14 +616,6 @@ async def run_service(args) -> int:
         report["gc_settle"] = {"thaws": service.gc_tuning.stats.thaws, "pause_ms": round(service.gc_tuning.stats.last_thaw_ms, 1),
                                "frozen": service.gc_tuning.stats.frozen}
         print(f"gc settled: {report['gc_settle']}", file=sys.stderr)
-        if args.gc_freeze:
-            # An experiment, not the service's behaviour: what `gc.collect(); gc.freeze()`
-            # after start-up would do (the phone index, modules and sockets leave the
-            # collector's view, so full collections only walk what traffic allocates).
-            import gc
-
-            gc.collect()
-            gc.freeze()
 
         # The service's event loop lag, sampled every 10 ms, by phase.
         lags: list[tuple[float, float]] = []
@@ -778,8 +770,6 @@ def main() -> int:
     parser.add_argument("--profile", choices=["cold", "warm"], help="cProfile the service's thread in this phase")
     parser.add_argument("--diagnose", type=float, metavar="MS",
                         help="record event-loop callbacks longer than MS and GC pauses in the service")
-    parser.add_argument("--gc-freeze", action="store_true",
-                        help="experiment: gc.collect(); gc.freeze() in the service once everything is up")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--dir", default=str(ROOT / "var" / "bench" / "pop"), help="demo databases and run files")
     parser.add_argument("--out", help="JSON report path")
