@@ -18,7 +18,9 @@ Wiring (one line in ``ScreenpopService.start``)::
 
     Orchestrator(self.lookup, GuardedDelivery(self.hub, audit, privacy), writer, ...)
 
-and for a reconnecting browser's replay, ``guarded.view_pops(pops)``.
+A reconnecting browser's replay is masked where it is built, on whichever
+node serves the socket (``ScreenpopService._replay_pops``): that node may not
+be the ingester, so it has no GuardedDelivery.
 """
 from __future__ import annotations
 
@@ -58,10 +60,6 @@ class GuardedDelivery:
     def send_to_supervisors(self, message: dict[str, Any]) -> int:
         # Not masked here: readers of several roles share it (see the module doc).
         return self.delivery.send_to_supervisors(message)
-
-    def view_pops(self, pops: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """A reconnect replay's pops, masked like the live ones (not audited again)."""
-        return self.privacy.view_all(pops, self.role)
 
     def __getattr__(self, name: str) -> Any:  # anything else the wrapped delivery offers
         return getattr(self.delivery, name)

@@ -125,4 +125,4 @@ async def test_guarded_delivery_audits_pops_and_masks_for_agents():
     assert sent["card"]["persons"][0]["history"][0]["notes"] == ["card ************1111"]
     assert pop["caller"]["number"] == "+34600111222"  # the orchestrator's own copy is untouched
     assert inner.sent[2][1]["waiting"][0]["caller_number"] == "+34600111222"  # supervisors' feed: not an agent's
-    assert delivery.view_pops([pop])[0]["caller"]["number"] == "+*******1222"
+    assert delivery.privacy.view_all([pop], "agent")[0]["caller"]["number"] == "+*******1222"  # the replay's masking
