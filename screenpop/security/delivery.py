@@ -14,9 +14,9 @@ the bus between nodes).  :class:`GuardedDelivery` sits in front of it:
   and admins share it, so each node's hub masks it for each reader's role
   (live and in the replay on connect), and the REST routes per request.
 
-Wiring (one line in ``ScreenpopService.start``)::
+Wiring (``ScreenpopService._promote``, on the ingester)::
 
-    Orchestrator(self.lookup, GuardedDelivery(self.hub, audit, privacy), writer, ...)
+    GuardedDelivery(BusDelivery(self.bus), security.audit, security.privacy)
 
 A reconnecting browser's replay is masked where it is built, on whichever
 node serves the socket (``ScreenpopService._replay_pops``): that node may not
