@@ -132,7 +132,11 @@ async def test_sqlite_fetches_reuse_their_connections(tmp_path):
     try:
         for _ in range(20):
             assert (await source.fetch("1"))["name"] == "Ana"
-        assert 1 <= len(source._sqlite._open) <= 2  # not one per fetch (the thread pool may start a second worker)
+        # not one per fetch: at most one per worker thread (4).  Even one fetch
+        # at a time may start more than one worker: ThreadPoolExecutor starts a
+        # new one when the last has finished the work but not yet said it is
+        # idle, which a busy machine makes likely (CI saw 3).
+        assert 1 <= len(source._sqlite._open) <= 4
         assert all(r["name"] == "Ana" for r in await asyncio.gather(*(source.fetch("1") for _ in range(12))))
         assert 1 <= len(source._sqlite._open) <= 4  # at most one per worker thread
     finally:
