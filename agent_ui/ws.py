@@ -27,6 +27,7 @@ from yarl import URL
 from agent_ui.connections import Connection, new_websocket
 from agent_ui.hub import Hub, NotAllowed, audience_of
 from agent_ui.jsonio import json_error
+from agent_ui.request_cycles import let_go
 
 log = logging.getLogger(__name__)
 
@@ -106,10 +107,12 @@ def setup(
         if not ws.can_prepare(request).ok:
             return json_error(426, "this endpoint speaks WebSocket only", Upgrade="websocket")
         await ws.prepare(request)
+        transport = request.transport  # the request lets go of it when the connection is lost
         try:
-            await hub.serve(ws, user, audience, transport=request.transport, on_open=lambda conn: request.__setitem__(CONNECTION, conn))
+            await hub.serve(ws, user, audience, transport=transport, on_open=lambda conn: request.__setitem__(CONNECTION, conn))
         finally:
             request.pop(CONNECTION, None)  # request -> connection -> response -> request: a cycle once over
+            let_go(request.protocol, transport)  # the rest of the cycles aiohttp and asyncio leave (see request_cycles)
         return ws
 
     async def close_sockets(app: web.Application) -> None:

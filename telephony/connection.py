@@ -338,6 +338,8 @@ class AmiConnection:
         def complete(_action) -> None:
             if all(action.future.done() for action in lists):
                 self._put(_snapshot(lists))
+                for action in lists:  # each held this closure, which holds them: freed now, not by a full collection
+                    action.on_reply = None
 
         for action in lists:
             action.on_reply = complete

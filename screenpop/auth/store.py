@@ -73,6 +73,18 @@ _TOUCH = (
             expires_at=bindparam("b_expires", type_=sessions.c.expires_at.type))
 )
 
+# Built once, executed with {"ids": [...]}: a statement built per batch leaves
+# a few SQLAlchemy objects in reference cycles each time (screenpop.gc_tuning).
+_SESSIONS_BY_ID = (
+    select(*_SESSION_COLUMNS).join(users, users.c.id == sessions.c.user_id)
+    .where(sessions.c.id.in_(bindparam("ids", expanding=True)))
+)
+_SESSIONS_ALIVE = (
+    select(sessions.c.id, sessions.c.expires_at, users.c.disabled).join(users, users.c.id == sessions.c.user_id)
+    .where(sessions.c.id.in_(bindparam("ids", expanding=True)))
+)
+_DELETE_SESSIONS = delete(sessions).where(sessions.c.id.in_(bindparam("ids", expanding=True)))
+
 
 def _session(row) -> Session:
     return Session(row.id, row.user_id, row.created_at, row.last_seen, row.expires_at, row.csrf_token)
@@ -238,9 +250,8 @@ class AccountStore:
         """The valid ones of these sessions (by stored id), in one query; the
         dead ones found are deleted and the live ones slid in one write."""
         now = self.clock()
-        query = select(*_SESSION_COLUMNS).join(users, users.c.id == sessions.c.user_id).where(sessions.c.id.in_(ids))
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+            rows = (await conn.execute(_SESSIONS_BY_ID, {"ids": ids})).all()
         found, slid, dead, touches = {}, {}, [], []
         for row in rows:
             if row.expires_at <= now or row.disabled:
@@ -256,7 +267,7 @@ class AccountStore:
             try:
                 async with writing(self.engine) as conn:
                     if dead:
-                        await conn.execute(delete(sessions).where(sessions.c.id.in_(dead)))
+                        await conn.execute(_DELETE_SESSIONS, {"ids": dead})
                     if touches:  # one executemany for the whole batch
                         await conn.execute(_TOUCH, touches)
             except Exception as exc:  # the reads stand: a session read valid is not refused for a failed touch
@@ -284,9 +295,8 @@ class AccountStore:
         ids, alive, now = sorted(set(session_ids)), set(), self.clock()
         async with self.engine.connect() as conn:
             for i in range(0, len(ids), batch):
-                query = (select(sessions.c.id, sessions.c.expires_at, users.c.disabled)
-                         .join(users, users.c.id == sessions.c.user_id).where(sessions.c.id.in_(ids[i:i + batch])))
-                alive.update(row.id for row in await conn.execute(query) if row.expires_at > now and not row.disabled)
+                rows = await conn.execute(_SESSIONS_ALIVE, {"ids": ids[i:i + batch]})
+                alive.update(row.id for row in rows if row.expires_at > now and not row.disabled)
         if len(alive) < len(ids):  # ended, perhaps on another node: not served from this node's cache either
             self.session_loader.evict(set(ids) - alive)
         return alive
