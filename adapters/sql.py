@@ -73,7 +73,7 @@ class SqlSource:
         phones_timeout: float = 900.0,
         connect_timeout: float = 5.0,
         pool_size: int = 4,
-        chunk: int = 5000,
+        chunk: int = 1000,  # rows per fetch of the phone scan: each is processed on the loop in one step
     ):
         self.name = name
         self.fields = frozenset(fields)

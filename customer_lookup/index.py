@@ -28,6 +28,7 @@ from customer_lookup.phones import normalize
 log = logging.getLogger(__name__)
 
 BATCH = 2000  # rows per normalization batch and per Redis script call
+SLICE = 0.002  # seconds of normalizing between two turns of the event loop
 Rows = AsyncIterable[tuple[str, str]] | Iterable[tuple[str, str]]
 Progress = Callable[[int], None]
 
@@ -50,7 +51,7 @@ class PhoneIndex(Protocol):
     async def lookup(self, key: str) -> dict[str, list[str]]: ...
 
     async def replace_source(
-        self, source: str, rows: Rows, *, default_region: str, progress: Progress | None = None
+        self, source: str, rows: Rows, *, default_region: str, progress: Progress | None = None, paced: bool = False
     ) -> IndexBuildStats: ...
 
     async def update_record(self, source: str, record_key: str, phones: list[str], *, default_region: str) -> None: ...
@@ -71,12 +72,25 @@ def phone_keys(phones: Iterable[str | None], default_region: str) -> list[str]:
 
 
 async def normalized_batches(
-    rows: Rows, default_region: str, stats: IndexBuildStats, progress: Progress | None, size: int = BATCH
+    rows: Rows, default_region: str, stats: IndexBuildStats, progress: Progress | None, size: int = BATCH,
+    *, paced: bool = False,
 ) -> AsyncIterator[list[tuple[str, str]]]:
     """``(record_key, index_key)`` pairs in batches, counting into ``stats``.
-    Yields to the event loop between batches even for a plain iterable, so a
-    rebuild of a million rows never stalls the pops being served meanwhile."""
+
+    Yields to the event loop every :data:`SLICE` of work, whatever the rows
+    come from: a number the normalizer has not seen costs ~20 us, and a SQL
+    source hands over a fetch's rows with no await between them, so the
+    periodic rebuild of 50,000 phones held the loop 275 ms at a stretch and
+    delayed pops by up to 1.6 s in the soak (bench/RESULTS.md).
+
+    ``paced``: rest as long as it worked, for a rebuild while pops are
+    served.  Yielding alone is not enough there: the lookups' source reads
+    run on threads, and a loop thread busy normalizing keeps them waiting
+    for the GIL (lookups during a rebuild: p50 30 ms instead of 3, some past
+    their deadline).  A rebuild is background work: it may take twice as
+    long, the pops may not."""
     batch: list[tuple[str, str]] = []
+    turn = time.perf_counter() + SLICE
 
     def add(row) -> None:
         record, phone = row
@@ -91,23 +105,24 @@ async def normalized_batches(
             stats.flagged += 1
         batch.append((str(record), phone.key))
 
-    if isinstance(rows, AsyncIterable):
-        async for row in rows:
-            add(row)
-            if len(batch) >= size:
-                yield batch
-                batch = []
-                if progress:
-                    progress(stats.rows)
-    else:
-        for row in rows:
-            add(row)
-            if len(batch) >= size:
-                yield batch
-                batch = []
-                if progress:
-                    progress(stats.rows)
-                await asyncio.sleep(0)
+    async def each(rows: Rows):
+        if isinstance(rows, AsyncIterable):
+            async for row in rows:
+                yield row
+        else:
+            for row in rows:
+                yield row
+
+    async for row in each(rows):
+        add(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+            if progress:
+                progress(stats.rows)
+        if stats.rows % 32 == 0 and time.perf_counter() >= turn:
+            await asyncio.sleep(SLICE if paced else 0)
+            turn = time.perf_counter() + SLICE
     if batch:
         yield batch
     if progress:
@@ -165,13 +180,14 @@ class MemoryPhoneIndex:
                 found[source] = sorted(records)
         return found
 
-    async def replace_source(self, source: str, rows: Rows, *, default_region: str, progress: Progress | None = None) -> IndexBuildStats:
+    async def replace_source(self, source: str, rows: Rows, *, default_region: str, progress: Progress | None = None,
+                             paced: bool = False) -> IndexBuildStats:
         async with self._locks.setdefault(source, asyncio.Lock()):
             started = time.perf_counter()
             stats = IndexBuildStats(source)
             table = self._building[source] = _Table()
             try:
-                async for batch in normalized_batches(rows, default_region, stats, progress):
+                async for batch in normalized_batches(rows, default_region, stats, progress, paced=paced):
                     for record, key in batch:
                         table.add(record, key)
             finally:

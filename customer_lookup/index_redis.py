@@ -141,7 +141,8 @@ class RedisPhoneIndex:
         reply = await self._lookup(args=[self._prefix, key])
         return {_text(reply[i]): sorted(_text(m) for m in reply[i + 1]) for i in range(0, len(reply), 2)}
 
-    async def replace_source(self, source: str, rows: Rows, *, default_region: str, progress: Progress | None = None) -> IndexBuildStats:
+    async def replace_source(self, source: str, rows: Rows, *, default_region: str, progress: Progress | None = None,
+                             paced: bool = False) -> IndexBuildStats:
         async with self._locks.setdefault(source, asyncio.Lock()):
             started = time.perf_counter()
             stats = IndexBuildStats(source)
@@ -153,7 +154,7 @@ class RedisPhoneIndex:
                 log.warning("phone index: taking over the stale build source=%s generation=%s", source, stale)
                 await self._drop(stale)
             try:
-                await self._fill(source, gen, rows, default_region, stats, progress)
+                await self._fill(source, gen, rows, default_region, stats, progress, paced)
                 stats.seconds = time.perf_counter() - started
                 built = json.dumps({"built_at": self._clock(), "build": asdict(stats)})
                 swapped, old = await self._swap(args=[self._prefix, source, gen, built])
@@ -191,10 +192,10 @@ class RedisPhoneIndex:
             }
         return totals(sources)
 
-    async def _fill(self, source, gen, rows, default_region, stats, progress) -> None:
+    async def _fill(self, source, gen, rows, default_region, stats, progress, paced: bool) -> None:
         in_flight: asyncio.Future | None = None
         try:
-            async for batch in normalized_batches(rows, default_region, stats, progress):
+            async for batch in normalized_batches(rows, default_region, stats, progress, paced=paced):
                 args = [self._prefix, source, gen, self._clock()]
                 for record, key in batch:
                     args += (record, key)

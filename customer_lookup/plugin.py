@@ -82,21 +82,29 @@ class LookupRuntime:
     # ------------------------------------------------------------- the index
 
     async def rebuild_index(
-        self, names: list[str] | None = None, *, progress: BuildProgress | None = None, older_than: float | None = None
+        self, names: list[str] | None = None, *, progress: BuildProgress | None = None, older_than: float | None = None,
+        background: bool = False,
     ) -> list[BuildOutcome]:
         """Rebuild the phone index of the named sources (default: all), all at
         once.  A failing source keeps its previous index and is reported, never
         stopping the others.  ``older_than``: only sources never built or built
-        more than that many seconds ago (``math.inf``: only the missing ones)."""
+        more than that many seconds ago (``math.inf``: only the missing ones).
+
+        ``background``: pops are being served meanwhile, so one source at a
+        time, paced (see :func:`customer_lookup.index.normalized_batches`):
+        three sources scanned at once kept the lookups' reads waiting on the
+        GIL, p99 100 to 160 ms against 6 to 11 ms one at a time, paced."""
         unknown = sorted(set(names or ()) - {s.name for s in self.sources})
         if unknown:
             raise ValueError(f"no source named {', '.join(unknown)}; known: {', '.join(s.name for s in self.sources) or 'none'}")
         chosen = [s for s in self.sources if names is None or s.name in names]
         async with self._build_lock:
             due = await self._due(older_than) if older_than is not None else None
+            if background:
+                return [await self._rebuild_one(s, progress, due, paced=True) for s in chosen]
             return list(await asyncio.gather(*(self._rebuild_one(s, progress, due) for s in chosen)))
 
-    async def _rebuild_one(self, source, progress: BuildProgress | None, due: set[str] | None) -> BuildOutcome:
+    async def _rebuild_one(self, source, progress: BuildProgress | None, due: set[str] | None, *, paced: bool = False) -> BuildOutcome:
         from customer_lookup.index_redis import BuildInProgress
 
         if due is not None and source.name not in due:
@@ -104,7 +112,8 @@ class LookupRuntime:
         report = (lambda rows: progress(source.name, rows)) if progress else None
         try:
             stats = await self.index.replace_source(
-                source.name, source.iter_phones(), default_region=self.settings.lookup.default_region, progress=report
+                source.name, source.iter_phones(), default_region=self.settings.lookup.default_region, progress=report,
+                paced=paced,
             )
         except BuildInProgress as exc:
             log.info("phone index build skipped source=%s reason=%r", source.name, str(exc))
@@ -137,7 +146,7 @@ class LookupRuntime:
         """Initial index build (only what is due, when shared), then the
         periodic refresh.  ``wait=False`` serves at once and builds meanwhile:
         until then lookups find nobody, which beats not answering."""
-        first = asyncio.ensure_future(self.rebuild_index(older_than=self._period_due()))
+        first = asyncio.ensure_future(self.rebuild_index(older_than=self._period_due(), background=not wait))
         self._refresher = asyncio.create_task(self._refresh_forever(first))
         if wait:
             await asyncio.shield(first)
@@ -155,7 +164,7 @@ class LookupRuntime:
         while tick > 0:
             await asyncio.sleep(tick)
             try:
-                await self.rebuild_index(older_than=self._period_due())
+                await self.rebuild_index(older_than=self._period_due(), background=True)
             except Exception:
                 log.exception("periodic phone index build failed")
 
