@@ -256,8 +256,10 @@ def account(triggers: list, pops: list, reconnects: list, t0: float, minutes: in
     for agent, dropped_at in (down or {}).items():  # dropped and not back yet (a storm still going on)
         offline[agent].append((dropped_at - 1.0, float("inf")))
     rings: dict[tuple, list[float]] = defaultdict(list)
-    for call_id, agent, sent_at, _, _ in triggers:
+    kinds: dict[tuple, str] = {}  # (call, agent, sent_at) -> "AMI event/call event", for the lost ones' details
+    for call_id, agent, sent_at, ami_event, call_event in triggers:
         rings[(call_id, agent)].append(sent_at)
+        kinds[(call_id, agent, sent_at)] = f"{ami_event}/{call_event}"
     left: dict[tuple, list[float]] = defaultdict(list)  # (call, agent) -> when the call left the agent's screen
     for call_id, agent, sent_at in unpops or ():
         left[(call_id, agent)].append(sent_at)
@@ -274,6 +276,7 @@ def account(triggers: list, pops: list, reconnects: list, t0: float, minutes: in
     replay_arrivals: list[float] = []
     replay_delays: list[float] = []  # drop -> replayed pop, for pops that were due while offline
     unmatched = 0
+    details: dict[str, list] = {"lost": [], "unmatched": []}  # the first few of each, to tell a miss from a miscount
     for key in set(rings) | set(got):
         agent = key[1]
         ts = sorted(rings.get(key, []))
@@ -298,6 +301,9 @@ def account(triggers: list, pops: list, reconnects: list, t0: float, minutes: in
             i = next((i for i, t in enumerate(ts) if matched[i] is None and floor <= t <= arrival + 0.001), None)
             if i is None:
                 unmatched += 1
+                if len(details["unmatched"]) < 20:
+                    details["unmatched"].append({"call_id": key[0], "agent": agent, "arrival": arrival, "gen": gen,
+                                                 "server_sent_at": pop[3], "rings": ts})
                 continue
             matched[i] = (arrival - ts[i]) * 1000
         for t, m in zip(ts, matched):
@@ -307,6 +313,9 @@ def account(triggers: list, pops: list, reconnects: list, t0: float, minutes: in
                 window = next(((a, b) for a, b in offline.get(agent, ()) if a <= t <= b), None)
                 if window is None:
                     row["lost"] += 1
+                    if len(details["lost"]) < 20:
+                        details["lost"].append({"call_id": key[0], "agent": agent, "sent_at": t, "trigger": kinds.get((*key, t)),
+                                                "pops": [p[2] for p in got.get(key, [])]})
                 elif unpops is not None and window[1] != float("inf") and not any(t <= u <= window[1] for u in left.get(key, ())):
                     row["not_replayed"] += 1  # still on the agent's screen at the new hello, yet no replay brought it
                     row["lost"] += 1
@@ -317,7 +326,7 @@ def account(triggers: list, pops: list, reconnects: list, t0: float, minutes: in
             else:
                 row["live"] += 1
                 row["latency"].append(m)
-    return {"rows": rows, "replay_pops": replay_pops, "replay_delays": replay_delays, "unmatched_pops": unmatched,
+    return {"rows": rows, "replay_pops": replay_pops, "replay_delays": replay_delays, "unmatched_pops": unmatched, "details": details,
             "replay_arrivals": replay_arrivals}
 
 
@@ -485,7 +494,7 @@ async def run_controller(args) -> int:
                    for m in range(1, args.minutes + 1)]
         report.update({"pids": pids, "rss_before_traffic_mib": round(before_rss / MiB, 1), "minutes": minutes,
                        "storms": storms, "events_sent": done.get("events_sent"), "placed": placing.get("placed"),
-                       "unmatched_pops": acc["unmatched_pops"], "sockets_closed_early_unasked": None,
+                       "unmatched_pops": acc["unmatched_pops"], "lost_and_unmatched": acc["details"], "sockets_closed_early_unasked": None,
                        "rss_after_calls_ended_mib": round(end_marks["rss"] / MiB, 1),
                        "sockets_after_calls_ended": end_marks["sockets"]})
         tail = acc["rows"].get(args.minutes + 1, {})
