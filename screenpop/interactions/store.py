@@ -290,12 +290,17 @@ def _upsert_batch(conn: Connection, batch: dict[str, InteractionRecord]) -> int:
         conn.execute(statements.upsert, rows)
     return len(rows)
 
+_NOTES_OF = (  # built once (see _upsert_statements): {"ids": [...]}
+    select(interaction_notes).where(interaction_notes.c.call_id.in_(bindparam("ids", expanding=True)))
+    .order_by(interaction_notes.c.created_at, interaction_notes.c.id)
+)
+
+
 def _notes(conn: Connection, call_ids: list[str]) -> dict[str, list[Note]]:
     out: dict[str, list[Note]] = {}
     if not call_ids:
         return out
-    n = interaction_notes.c
-    for row in conn.execute(select(interaction_notes).where(n.call_id.in_(call_ids)).order_by(n.created_at, n.id)):
+    for row in conn.execute(_NOTES_OF, {"ids": call_ids}):
         out.setdefault(row.call_id, []).append(note_from_row(row))
     return out
 
