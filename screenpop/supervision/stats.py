@@ -305,6 +305,13 @@ class StatsCache:
                         newest = row["last_event_at"]
                 changed |= figures.update(rows)
                 agents |= figures.agents_touched
+                if full and newest is not None:
+                    # As it goes, not only at the end: a whole-day read otherwise
+                    # held every call of the day at once (the soak: +20 MiB at
+                    # each full read after 10 and 20 minutes; 1.8 million calls
+                    # by the evening of a busy day).  The newest event seen so
+                    # far only grows, so this forgets no call the end would keep.
+                    figures.forget_settled(newest - timedelta(seconds=self.overlap + SETTLED_MARGIN))
             if newest is not None:
                 figures.forget_settled(newest - timedelta(seconds=self.overlap + SETTLED_MARGIN))
             if full:

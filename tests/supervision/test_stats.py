@@ -203,3 +203,31 @@ async def test_ended_calls_are_forgotten_per_call_but_stay_counted(log_engine):
     assert figures == {n: whole.queue(n) for n in names}
     assert await cache.refresh() == set()  # the recent calls read again: replaced, not counted twice
     assert {n: cache.queue(n) for n in names} == figures
+
+
+async def test_a_whole_day_read_forgets_settled_calls_as_it_goes(log_engine, monkeypatch):
+    """A whole-day read held every call of the day until its last page: late
+    on a busy day, a million entries at once.  In pages of 2, it holds the
+    calls not yet settled and a page or so more, and ends as a read in one
+    page does."""
+    store = InteractionStore(log_engine)
+    await store.upsert([fold(evs) for evs in events_of(*CAPTURES).values()])
+    everything = len(await read_rows(log_engine, day_start(CAPTURE_DAY)))
+    held = []
+    update = DayFigures.update
+
+    def counting(self, rows):
+        changed = update(self, rows)
+        held.append(len(self.calls))
+        return changed
+
+    monkeypatch.setattr(DayFigures, "update", counting)
+    whole = StatsCache(log_engine, lambda queue: 20.0, clock=lambda: CAPTURE_DAY)
+    await whole.refresh()
+    paged = StatsCache(log_engine, lambda queue: 20.0, clock=lambda: CAPTURE_DAY, page=2)
+    held.clear()
+    await paged.refresh()
+    assert len(held) > 2 and max(held) < everything, (held, everything)
+    assert set(paged.figures.calls) == set(whole.figures.calls)
+    names = ("support", "sales", "billing")
+    assert {n: paged.queue(n) for n in names} == {n: whole.queue(n) for n in names}
