@@ -86,7 +86,7 @@ class LookupRuntime:
         background: bool = False,
     ) -> list[BuildOutcome]:
         """Rebuild the phone index of the named sources (default: all), all at
-        once.  A failing source keeps its previous index and is reported, never
+        once (in turn with ``background``).  A failing source keeps its previous index and is reported, never
         stopping the others.  ``older_than``: only sources never built or built
         more than that many seconds ago (``math.inf``: only the missing ones).
 
