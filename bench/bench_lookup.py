@@ -57,6 +57,7 @@ os.chdir(ROOT)
 
 from adapters.demo import SeedError, demo_sources, seed_demo  # noqa: E402
 from customer_lookup import phones as phone_module  # noqa: E402
+from customer_lookup.index import members  # noqa: E402
 from customer_lookup.plugin import build_lookup  # noqa: E402
 from screenpop.commands.seed import ProgressLine  # noqa: E402
 from screenpop.config import LookupSettings, Settings  # noqa: E402
@@ -218,7 +219,7 @@ def draw_numbers(index, n: int, seed: int) -> list[tuple[str, str]]:
         for key, records in table.by_key.items():
             if key.startswith("+"):
                 keys.add(key)
-                if len(records) > 1:
+                if len(list(members(records))) > 1:
                     multi.add(key)
     single = sorted(keys - multi)
     multi_list = sorted(multi)

@@ -132,31 +132,71 @@ async def normalized_batches(
 # --------------------------------------------------------------------------- memory
 
 
+Members = str | set[str]  # one member as a bare string, several as a set
+
+
+def members(value: Members | None) -> Iterable[str]:
+    """The strings held under one name of a :class:`_Table` side."""
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else value
+
+
+def _put(side: dict[str, Members], name: str, item: str) -> bool:
+    """Add ``item`` under ``name``; False when it was there already."""
+    current = side.get(name)
+    if current is None:
+        side[name] = item
+    elif isinstance(current, str):
+        if current == item:
+            return False
+        side[name] = {current, item}
+    elif item in current:
+        return False
+    else:
+        current.add(item)
+    return True
+
+
+def _drop(side: dict[str, Members], name: str, item: str) -> bool:
+    """Remove ``item`` from under ``name``; False when it was not there."""
+    current = side.get(name)
+    if current is None or item not in members(current):
+        return False
+    if isinstance(current, str):
+        del side[name]
+    else:
+        current.discard(item)
+        if len(current) == 1:
+            side[name] = next(iter(current))
+    return True
+
+
 @dataclass(slots=True)
 class _Table:
-    """One source's index: both directions, so that one record can be replaced."""
+    """One source's index: both directions, so that one record can be replaced.
 
-    by_key: dict[str, set[str]] = field(default_factory=dict)
-    by_record: dict[str, set[str]] = field(default_factory=dict)
+    Nearly every number belongs to one record and nearly every record has
+    one number, so a lone member is kept as the bare string: a set costs
+    216 bytes even for one string, two per phone, which made the sets 60 %
+    of the index and of every rebuild's high-water mark (bench/RESULTS.md,
+    soak)."""
+
+    by_key: dict[str, Members] = field(default_factory=dict)
+    by_record: dict[str, Members] = field(default_factory=dict)
     entries: int = 0
     built_at: float | None = None
     build: IndexBuildStats | None = None
 
     def add(self, record: str, key: str) -> None:
-        records = self.by_key.setdefault(key, set())
-        if record not in records:
-            records.add(record)
+        if _put(self.by_key, key, record):
             self.entries += 1
-        self.by_record.setdefault(record, set()).add(key)
+        _put(self.by_record, record, key)
 
     def replace(self, record: str, keys: list[str]) -> None:
-        for key in self.by_record.pop(record, ()):
-            records = self.by_key.get(key)
-            if records is not None and record in records:
-                records.discard(record)
+        for key in members(self.by_record.pop(record, None)):
+            if _drop(self.by_key, key, record):
                 self.entries -= 1
-                if not records:
-                    del self.by_key[key]
         for key in keys:
             self.add(record, key)
 
@@ -177,7 +217,7 @@ class MemoryPhoneIndex:
         for source, table in self._tables.items():
             records = table.by_key.get(key)
             if records:
-                found[source] = sorted(records)
+                found[source] = sorted(members(records))
         return found
 
     async def replace_source(self, source: str, rows: Rows, *, default_region: str, progress: Progress | None = None,
