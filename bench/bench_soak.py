@@ -137,6 +137,8 @@ async def run_service_role(args) -> int:
     run = Path(args.run).resolve()
     dsns = await seed_if_needed(folder, args.customers)
     settings = service_settings(load_settings(None, env={}), args.ami_port, dsns, run)
+    if args.index_refresh is not None:
+        settings = dataclasses.replace(settings, lookup=dataclasses.replace(settings.lookup, index_refresh_seconds=args.index_refresh))
     service = ScreenpopService(settings)
     url = await service.start()
     await asyncio.wait_for(service.connection.connected_event.wait(), 30)
@@ -162,6 +164,15 @@ async def run_service_role(args) -> int:
             lags.append((time.perf_counter() - before - 0.01) * 1000)
 
     monitor = asyncio.create_task(lag_monitor())
+    built_at: dict[str, float] = {}  # per source, the phone-index build last reported
+
+    async def index_rebuilt() -> list[str]:
+        sources = (await service.lookup.index.stats())["sources"]
+        fresh = sorted(name for name, s in sources.items() if built_at.get(name) != s["built_at"])
+        built_at.update((name, s["built_at"]) for name, s in sources.items())
+        return fresh
+
+    await index_rebuilt()  # the start's build is not a rebuild
     say({"url": url, "tokens": str(run / "tokens.json"), "pid": os.getpid()})
     loop = asyncio.get_running_loop()
     try:
@@ -179,7 +190,7 @@ async def run_service_role(args) -> int:
                 lags.clear()
                 say({"stats": {"gc": gcs, "gc_count": gc.get_count(), "gc_tuning": dataclasses.asdict(service.gc_tuning.stats),
                                "loop_lag_ms": lag, "sockets_in_hub": len(service.hub) if hasattr(service.hub, "__len__") else None,
-                               "sizes": container_sizes(service),
+                               "sizes": container_sizes(service), "index_rebuilt": await index_rebuilt(),
                                "tracemalloc_mib": round(tracemalloc.get_traced_memory()[0] / MiB, 1) if args.tracemalloc else None}})
             elif command["cmd"] == "settle":
                 service.gc_tuning.settle()
@@ -365,6 +376,8 @@ async def run_controller(args) -> int:
                 str(args.agents), "--dir", str(folder), "--run", str(run), "--customers", str(args.customers)]
     if args.tracemalloc:
         svc_argv += ["--tracemalloc", str(args.tracemalloc)]
+    if args.index_refresh is not None:
+        svc_argv += ["--index-refresh", str(args.index_refresh)]
     service = await Child.spawn("service", *svc_argv)
     clients = None
     routed: dict[str, Routed] = {}
@@ -554,6 +567,7 @@ def minute_row(m: int, acc: dict, before: dict, after: dict, peak: int, stats: d
         "sockets": after["sockets"], "cpu_percent": cpu, "load_average": after["load"],
         "gc": stats.get("gc"), "loop_lag_ms": stats.get("loop_lag_ms"), "sockets_in_hub": stats.get("sockets_in_hub"),
         "storms": [s for s in storms if s.get("minute") == m],
+        "index_rebuilt": stats.get("index_rebuilt") or [],
     }
 
 
@@ -565,7 +579,13 @@ def progress_line(r: dict) -> str:
             f"{r['offline']}, lost {r['lost']} of which not replayed {r['not_replayed']}; replay pops {r['replay_pops']})  p50 {s['p50']:.1f} p95 {s['p95']:.0f} "
             f"p99 {s['p99']:.0f} max {s['max']:.0f} ms  RSS {r['rss_mib']:.1f} MiB (peak {r['rss_peak_mib']:.1f})  "
             f"sockets {r['sockets']}  CPU svc {r['cpu_percent']['service']:.0f}% others {r['cpu_percent']['others']:.0f}%"
-            f"  gen2 {r['gc']['gen2']['count']}x max {r['gc']['gen2']['max_ms']:.0f} ms{storm}")
+            f"  gen2 {r['gc']['gen2']['count']}x max {r['gc']['gen2']['max_ms']:.0f} ms{storm}"
+            + (f"  [{rebuilt_note(r)}]" if r.get("index_rebuilt") else ""))
+
+
+def rebuilt_note(r: dict) -> str:
+    """The phone-index sources whose periodic rebuild ended in this minute."""
+    return f"index rebuilt: {', '.join(r['index_rebuilt'])}" if r.get("index_rebuilt") else ""
 
 
 def growth(stats: list[dict], objects: dict, run: Path, args) -> dict:
@@ -620,12 +640,13 @@ def markdown(report: dict) -> str:
     def ms(v: float) -> str:
         return f"{v:,.0f} ms" if v >= 100 else f"{v:.1f} ms"
 
-    lines = ["| min | pops expected / received | replayed / offline / lost | p50 | p95 | p99 | max | RSS MiB (peak) | sockets | CPU % service / others | storm |",
+    lines = ["| min | pops expected / received | replayed / offline / lost | p50 | p95 | p99 | max | RSS MiB (peak) | sockets | CPU % service / others | storm, index rebuild |",
              "|----:|---------------------:|------:|----:|----:|----:|----:|------:|------:|------:|-------|"]
     for r in report["minutes"]:
         s = r["latency_ms"]
         storm = "; ".join(f"{100 * x['share']:.0f} % ({x['storm']}) at {x.get('began_seconds', x['at_seconds'])} s, back in {x['seconds']} s, "
                           f"{x.get('replay_pops')} pops replayed" for x in r["storms"])
+        storm = "; ".join(part for part in (storm, rebuilt_note(r)) if part)
         lines.append(f"| {r['minute']} | {r['expected']:,} / {r['received']:,} | {r['replayed']} / {r['offline']} / {r['lost']} | "
                      f"{ms(s['p50'])} | {ms(s['p95'])} | {ms(s['p99'])} | {ms(s['max'])} | {r['rss_mib']:.1f} ({r['rss_peak_mib']:.1f}) | "
                      f"{r['sockets']} | {r['cpu_percent']['service']:.0f} / {r['cpu_percent']['others']:.0f} | {storm} |")
@@ -655,6 +676,9 @@ def main() -> int:
     parser.add_argument("--tracemalloc", type=int, default=0, metavar="FRAMES",
                         help="trace the service's allocations (slows it, and its snapshots inflate the RSS figures); "
                              "diff minute 2 against the last")
+    parser.add_argument("--index-refresh", type=float, metavar="SECONDS",
+                        help="[lookup] index_refresh_seconds (default: the service's, 900): shorter to see many "
+                             "phone-index rebuilds in one run")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--dir", default=str(ROOT / "var" / "bench" / "pop"), help="demo databases (bench_pop's)")
     parser.add_argument("--out", help="JSON report path")
