@@ -95,7 +95,7 @@ async def normalized_batches(
     def add(row) -> None:
         record, phone = row
         stats.rows += 1
-        phone = normalize(phone, default_region)
+        phone = normalize(phone, default_region, cached=False)
         if record is None or phone.key is None:
             stats.skipped += 1
             return

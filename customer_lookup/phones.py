@@ -80,8 +80,14 @@ def is_withheld(raw: object) -> bool:
     return _token(_clean(raw)) in WITHHELD_TOKENS
 
 
-def normalize(raw: str | None, default_region: str = "ES") -> NormalizedPhone:
-    """Normalize one number as stored or received; never raises."""
+def normalize(raw: str | None, default_region: str = "ES", *, cached: bool = True) -> NormalizedPhone:
+    """Normalize one number as stored or received; never raises.
+
+    ``cached=False`` for a whole source read in bulk (an index rebuild): its
+    numbers come once per rebuild, so through the cache they would never hit
+    (50,000 numbers cycling through 32,768 entries) and would push out the
+    callers' numbers, the ones that come again; the cache's entries,
+    replaced at every rebuild, also left memory the soak saw grow."""
     if raw is None:
         return NormalizedPhone(None, "", False, "empty", None, None, None)
     if not isinstance(raw, str):
@@ -90,7 +96,8 @@ def normalize(raw: str | None, default_region: str = "ES") -> NormalizedPhone:
         raw = raw.strip()
         if len(raw) > MAX_INPUT:  # checked before the cache so huge strings never become cache keys
             return NormalizedPhone(None, raw[:RAW_KEEP], False, "invalid", None, None, None)
-    return _normalize(raw, _region(default_region if isinstance(default_region, str) else ""))
+    region = _region(default_region if isinstance(default_region, str) else "")
+    return _normalize(raw, region) if cached else _normalize.__wrapped__(raw, region)
 
 
 def clear_cache() -> None:
