@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import dataclasses
 import gc
 import json
@@ -91,6 +92,36 @@ def open_sockets(pid: int) -> int:
 
 
 # =============================================================== service role
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def memory_split() -> dict:
+    """Where the resident memory is, beyond Python's own accounting: what
+    SQLite holds (its page caches), glibc's heap in use and free (free inside
+    the heap = fragmentation), Python's allocated blocks, threads.  glibc and
+    SQLite are read through ctypes where they are there (None elsewhere)."""
+    out: dict = {"py_blocks": sys.getallocatedblocks()}
+    try:
+        lib = ctypes.CDLL("libsqlite3.so.0")
+        lib.sqlite3_memory_used.restype = ctypes.c_int64
+        out["sqlite_mib"] = round(lib.sqlite3_memory_used() / MiB, 1)
+    except (OSError, AttributeError):
+        out["sqlite_mib"] = None
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallinfo2.restype = _MallInfo2
+        info = libc.mallinfo2()
+        out["heap_in_use_mib"] = round((info.uordblks + info.hblkhd) / MiB, 1)
+        out["heap_free_mib"] = round(info.fordblks / MiB, 1)
+    except (OSError, AttributeError):
+        out["heap_in_use_mib"] = out["heap_free_mib"] = None
+    with open("/proc/self/status") as f:
+        out["threads"] = next((int(line.split()[1]) for line in f if line.startswith("Threads:")), None)
+    return out
+
 
 def container_sizes(root, depth: int = 5, limit: int = 5000) -> dict[str, int]:
     """Lengths of the dicts, lists, sets and deques hanging off the service's
@@ -189,8 +220,9 @@ async def run_service_role(args) -> int:
                 pauses.clear()
                 lags.clear()
                 say({"stats": {"gc": gcs, "gc_count": gc.get_count(), "gc_tuning": dataclasses.asdict(service.gc_tuning.stats),
+                               "heap_trim": dataclasses.asdict(service.heap_trim.stats),
                                "loop_lag_ms": lag, "sockets_in_hub": len(service.hub) if hasattr(service.hub, "__len__") else None,
-                               "sizes": container_sizes(service), "index_rebuilt": await index_rebuilt(),
+                               "sizes": container_sizes(service), "index_rebuilt": await index_rebuilt(), "memory": memory_split(),
                                "tracemalloc_mib": round(tracemalloc.get_traced_memory()[0] / MiB, 1) if args.tracemalloc else None}})
             elif command["cmd"] == "settle":
                 service.gc_tuning.settle()
@@ -568,6 +600,7 @@ def minute_row(m: int, acc: dict, before: dict, after: dict, peak: int, stats: d
         "gc": stats.get("gc"), "loop_lag_ms": stats.get("loop_lag_ms"), "sockets_in_hub": stats.get("sockets_in_hub"),
         "storms": [s for s in storms if s.get("minute") == m],
         "index_rebuilt": stats.get("index_rebuilt") or [],
+        "memory": stats.get("memory") or {},
     }
 
 
@@ -580,7 +613,14 @@ def progress_line(r: dict) -> str:
             f"p99 {s['p99']:.0f} max {s['max']:.0f} ms  RSS {r['rss_mib']:.1f} MiB (peak {r['rss_peak_mib']:.1f})  "
             f"sockets {r['sockets']}  CPU svc {r['cpu_percent']['service']:.0f}% others {r['cpu_percent']['others']:.0f}%"
             f"  gen2 {r['gc']['gen2']['count']}x max {r['gc']['gen2']['max_ms']:.0f} ms{storm}"
-            + (f"  [{rebuilt_note(r)}]" if r.get("index_rebuilt") else ""))
+            + (f"  [{rebuilt_note(r)}]" if r.get("index_rebuilt") else "") + memory_note(r.get("memory")))
+
+
+def memory_note(m: dict | None) -> str:
+    if not m:
+        return ""
+    return (f"  [sqlite {m['sqlite_mib']} MiB, heap in use {m['heap_in_use_mib']} free {m['heap_free_mib']} MiB, "
+            f"py blocks {m['py_blocks']:,}, threads {m['threads']}]")
 
 
 def rebuilt_note(r: dict) -> str:
