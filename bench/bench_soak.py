@@ -220,7 +220,6 @@ async def run_service_role(args) -> int:
                 pauses.clear()
                 lags.clear()
                 say({"stats": {"gc": gcs, "gc_count": gc.get_count(), "gc_tuning": dataclasses.asdict(service.gc_tuning.stats),
-                               "heap_trim": dataclasses.asdict(service.heap_trim.stats),
                                "loop_lag_ms": lag, "sockets_in_hub": len(service.hub) if hasattr(service.hub, "__len__") else None,
                                "sizes": container_sizes(service), "index_rebuilt": await index_rebuilt(), "memory": memory_split(),
                                "tracemalloc_mib": round(tracemalloc.get_traced_memory()[0] / MiB, 1) if args.tracemalloc else None}})

@@ -18,7 +18,6 @@ from aiohttp import web
 
 from screenpop.config import Settings
 from screenpop.gc_tuning import GcTuning
-from screenpop.heap_trim import HeapTrim
 from screenpop.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
@@ -59,7 +58,6 @@ class ScreenpopService:
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task] = []
         self.gc_tuning = GcTuning()
-        self.heap_trim = HeapTrim()
         self._redis = self._lease_redis = None
         self._ingest_lock = asyncio.Lock()
 
@@ -132,7 +130,6 @@ class ScreenpopService:
         self.gc_tuning.start()
         self.gc_tuning.bind(self.metrics)
         self._tasks.append(asyncio.create_task(self.gc_tuning.run(), name="gc-tuning"))
-        self._tasks.append(asyncio.create_task(self.heap_trim.run(), name="heap-trim"))  # see screenpop.heap_trim
         log.info("screenpop up node=%s url=%s ami=%s:%s storage=%s bus=%s", self.bus.node_id, self.url, s.ami.host,
                  s.ami.port, _safe_dsn(s.storage.dsn), "redis" if self._redis is not None else "in-process")
         return self.url
