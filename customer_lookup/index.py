@@ -235,10 +235,11 @@ class MemoryPhoneIndex:
             stats.seconds = time.perf_counter() - started
             table.built_at, table.build = self._clock(), stats
             self._tables[source] = table  # the swap: one assignment, never half visible
-            # Millions of sets the cyclic GC would otherwise walk on every full
-            # collection: measured 1.5 s per pass with a 1M-customer index, a
-            # stall of every pop.  They hold only strings (no cycles), so
-            # reference counting still frees an index once it is replaced.
+            # Out of the cyclic GC's walks: the sets of shared numbers and the
+            # dicts holding them (with a set for every number, as before the
+            # bare-string members, a full pass took 1.5 s at a 1M-customer
+            # index, a stall of every pop).  They hold only strings (no
+            # cycles), so reference counting still frees a replaced index.
             gc.freeze()
             return stats
 
