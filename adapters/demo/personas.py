@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from adapters.demo.names import HOSTILE_NAMES, HOSTILE_NOTE, SCRIPT
+from adapters.demo.plan import nightly_run
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +47,7 @@ def _d(value: str) -> Decimal:
 
 def persona_rows(today: dt.date) -> dict[str, list[dict]]:
     """Rows per ``system.table``."""
-    night = dt.datetime.combine(today, dt.time(2, 0), tzinfo=dt.timezone.utc)
+    night = nightly_run(today)
 
     def ago(days: float, hour: int = 11) -> dt.datetime:
         return dt.datetime.combine(today - dt.timedelta(days=int(days)), dt.time(hour, 17, 5), tzinfo=dt.timezone.utc)

@@ -7,6 +7,7 @@ where.  Compact arrays: a million customers cost a few megabytes.
 """
 from __future__ import annotations
 
+import datetime as dt
 import random
 from array import array
 from bisect import bisect
@@ -103,3 +104,12 @@ def _totals(plan: Plan) -> dict[str, int]:
             t["support.tickets"] += plan.tickets[i]
             t["support.ticket_updates"] += sum(plan.ticket_updates(i))
     return t
+
+
+def nightly_run(today: dt.date) -> dt.datetime:
+    """When the billing system's nightly snapshot of ``today`` was taken:
+    02:00 UTC, or now when seeding between midnight and 02:00 UTC.  A
+    snapshot time still to come would make every balance pushed meanwhile
+    look older than the stored one, and the card rightly ignores older
+    balances (the cluster test failed when CI ran at 00:13 UTC)."""
+    return min(dt.datetime.combine(today, dt.time(2, 0), tzinfo=dt.timezone.utc), dt.datetime.now(dt.timezone.utc))
