@@ -29,7 +29,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, AsyncIterator, Callable, Iterable
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from screenpop.interactions.models import interactions
@@ -207,8 +207,16 @@ def day_start(now: float, tz: str = "UTC") -> datetime:
     return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(timezone.utc)
 
 
+def _page_order(changed_after: datetime | None) -> tuple:
+    """The order pages are read in: the whole day by call id (the primary
+    key), recent changes by (last_event_at, call_id), the index that finds
+    them without walking the day."""
+    c = interactions.c
+    return (c.call_id,) if changed_after is None else (c.last_event_at, c.call_id)
+
+
 async def read_rows(engine: AsyncEngine, since: datetime, changed_after: datetime | None = None, *,
-                    after_call_id: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+                    after: tuple | None = None, limit: int | None = None) -> list[dict[str, Any]]:
     """The day's call rows (started at or after ``since``); only those whose
     events moved after ``changed_after`` when given.
 
@@ -217,17 +225,18 @@ async def read_rows(engine: AsyncEngine, since: datetime, changed_after: datetim
     them), so an unchanged row folds to the same figures.  At 50 calls/s that
     clause re-read every call in progress twice a second.
 
-    ``after_call_id`` and ``limit``: one page, in call id order (see
-    :func:`read_pages`)."""
+    ``after`` and ``limit``: one page, the rows after the key ``after`` in
+    :func:`_page_order` (see :func:`read_pages`)."""
     c = interactions.c
+    order = _page_order(changed_after)
     where = [c.started_at >= since]
     if changed_after is not None:
         where.append(c.last_event_at >= changed_after)
-    if after_call_id is not None:
-        where.append(c.call_id > after_call_id)
+    if after is not None:
+        where.append(tuple_(*order) > tuple_(*(literal(value, column.type) for value, column in zip(after, order))))
     query = select(*[c[name] for name in COLUMNS]).where(and_(*where))
     if limit is not None:
-        query = query.order_by(c.call_id).limit(limit)
+        query = query.order_by(*order).limit(limit)
     async with engine.connect() as conn:
         result = await conn.execute(query)
         keys = list(result.keys())
@@ -240,14 +249,15 @@ async def read_pages(engine: AsyncEngine, since: datetime, changed_after: dateti
     again every ``full_every`` seconds, and late in a busy day that is
     hundreds of thousands of rows; converted and folded in one go they held
     the event loop (and every pop) for seconds.  Between pages the loop runs."""
+    names = [column.name for column in _page_order(changed_after)]
     after = None
     while True:
-        rows = await read_rows(engine, since, changed_after, after_call_id=after, limit=page)
+        rows = await read_rows(engine, since, changed_after, after=after, limit=page)
         if rows:
             yield rows
         if len(rows) < page:
             return
-        after = rows[-1]["call_id"]
+        after = tuple(rows[-1][name] for name in names)
         await asyncio.sleep(0)
 
 

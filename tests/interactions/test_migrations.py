@@ -5,6 +5,7 @@ revision it applies."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -14,6 +15,7 @@ from screenpop.cli import main
 from screenpop.db import create_engine, metadata
 from screenpop.interactions.migrate import current_revisions, head_revisions, migrate
 from screenpop.interactions.models import interaction_notes, interactions
+from tests.migrations import downgrade_to
 
 OURS = {interactions.name, interaction_notes.name}
 
@@ -88,3 +90,28 @@ def test_cli_db_upgrade_prints_each_revision(tmp_path, capsys):
 def test_cli_db_upgrade_reports_an_unreachable_database(capsys):
     assert main(["db", "upgrade", "--dsn", "postgresql+asyncpg://root@127.0.0.1:1/nowhere"]) == 1
     assert "migration failed" in capsys.readouterr().err
+
+
+async def test_the_recent_calls_index_comes_and_goes_with_its_revision(dsn):
+    """0004 adds one index to a log that already holds calls, and takes only
+    that index away again."""
+
+    def indexes(sync_conn):
+        return {ix["name"]: ix["column_names"] for ix in inspect(sync_conn).get_indexes("interactions")}
+
+    module = importlib.import_module("screenpop.migrations.versions.0004_recent_calls_index")
+    assert (module.revision, module.down_revision) == ("0004_recent_calls_index", "0003_security")
+    await migrate(dsn)
+    engine = create_engine(dsn)
+    try:
+        async with engine.connect() as conn:
+            at_head = await conn.run_sync(indexes)
+        assert at_head["ix_interactions_last_event_at"] == ["last_event_at", "call_id"]
+        await downgrade_to(dsn, "0003_security")
+        async with engine.connect() as conn:
+            assert await conn.run_sync(indexes) == {k: v for k, v in at_head.items() if k != "ix_interactions_last_event_at"}
+        assert await migrate(dsn) == ["0004_recent_calls_index"]
+        async with engine.connect() as conn:
+            assert await conn.run_sync(indexes) == at_head
+    finally:
+        await engine.dispose()

@@ -9,10 +9,12 @@ from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy import event
 
-from screenpop.interactions.record import fold
+from screenpop.db import create_engine
+from screenpop.interactions.record import InteractionRecord, fold
 from screenpop.interactions.store import InteractionStore
-from screenpop.supervision.stats import CallFigures, DayFigures, StatsCache, day_start, read_rows
+from screenpop.supervision.stats import CallFigures, DayFigures, StatsCache, day_start, read_pages, read_rows
 from telephony.events import CallEvent
 from telephony.replay import replay
 from tests.supervision.helpers import CAPTURES, FIXTURES
@@ -231,3 +233,62 @@ async def test_a_whole_day_read_forgets_settled_calls_as_it_goes(log_engine, mon
     assert set(paged.figures.calls) == set(whole.figures.calls)
     names = ("support", "sales", "billing")
     assert {n: paged.queue(n) for n in names} == {n: whole.queue(n) for n in names}
+
+
+def explained(engine) -> list[str]:
+    """Make ``engine`` answer its reads of the interaction log with their
+    query plans (the real statement, the real parameters), one line a row.
+    PostgreSQL is told to avoid whole-table scans: on a table this small it
+    would take one whatever the indexes, so its plan then shows whether an
+    index can serve the query at all."""
+    postgres = engine.dialect.name == "postgresql"
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def no_seqscan(dbapi_connection, _record):
+        if postgres:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("SET enable_seqscan = off")
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute", retval=True)
+    def explain(_conn, _cursor, statement, parameters, _context, _many):
+        if "FROM interactions" in statement:
+            statement = ("EXPLAIN " if postgres else "EXPLAIN QUERY PLAN ") + statement
+        return statement, parameters
+
+
+async def test_recent_changes_are_read_page_by_page_through_their_index(log_dsn):
+    """The every-2-seconds read of calls whose events moved walked the whole
+    day's calls by call id (42 ms at 90,000 calls, growing all day: see
+    bench/bench_stats.py).  Now it pages through (last_event_at, call_id),
+    which an index serves: every page, the first and the later ones, on both
+    engines; and pages that split calls of the same instant read each once."""
+    at = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
+    iso = lambda t: t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # noqa: E731
+    moved = [InteractionRecord(f"1795500000.{n}", started_at=iso(at - timedelta(minutes=5)), last_event_at=iso(at))
+             for n in range(5)]  # five calls whose last events came at the same instant
+    moved.append(InteractionRecord("1795400000.1", started_at=iso(at - timedelta(hours=1)),
+                                   last_event_at=iso(at + timedelta(seconds=1))))  # an old call that just moved
+    still = [InteractionRecord(f"1795600000.{n}", started_at=iso(at - timedelta(minutes=1)),
+                               last_event_at=iso(at - timedelta(seconds=30))) for n in range(3)]
+    engine = create_engine(log_dsn)
+    try:
+        await InteractionStore(engine).upsert(moved + still)
+        pages = [[row["call_id"] for row in rows]
+                 async for rows in read_pages(engine, day_start(at.timestamp()), at - timedelta(seconds=1), page=2)]
+        assert pages == [["1795500000.0", "1795500000.1"], ["1795500000.2", "1795500000.3"],
+                         ["1795500000.4", "1795400000.1"]]
+    finally:
+        await engine.dispose()
+
+    engine = create_engine(log_dsn)
+    explained(engine)
+    try:
+        since, changed_after = day_start(at.timestamp()), at - timedelta(seconds=1)
+        plans = [await read_rows(engine, since, changed_after, limit=2),
+                 await read_rows(engine, since, changed_after, after=(at, "1795500000.1"), limit=2)]
+    finally:
+        await engine.dispose()
+    for plan in plans:
+        text = " ".join(str(value) for row in plan for value in row.values())
+        assert "ix_interactions_last_event_at" in text, text
