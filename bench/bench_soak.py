@@ -50,12 +50,14 @@ import argparse
 import asyncio
 import ctypes
 import dataclasses
+import functools
 import gc
 import json
 import logging
 import os
 import shutil
 import sys
+import tempfile
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -98,25 +100,69 @@ class _MallInfo2(ctypes.Structure):
                 ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
 
 
-def memory_split() -> dict:
-    """Where the resident memory is, beyond Python's own accounting: what
-    SQLite holds (its page caches), glibc's heap in use and free (free inside
-    the heap = fragmentation), Python's allocated blocks, threads.  glibc and
-    SQLite are read through ctypes where they are there (None elsewhere)."""
-    out: dict = {"py_blocks": sys.getallocatedblocks()}
+@functools.cache
+def _native_libs() -> tuple:
+    """libsqlite3 and libc through ctypes, loaded once (None where missing)."""
     try:
-        lib = ctypes.CDLL("libsqlite3.so.0")
-        lib.sqlite3_memory_used.restype = ctypes.c_int64
-        out["sqlite_mib"] = round(lib.sqlite3_memory_used() / MiB, 1)
+        sqlite = ctypes.CDLL("libsqlite3.so.0")
+        sqlite.sqlite3_memory_used.restype = ctypes.c_int64
     except (OSError, AttributeError):
-        out["sqlite_mib"] = None
+        sqlite = None
     try:
         libc = ctypes.CDLL(None)
         libc.mallinfo2.restype = _MallInfo2
+    except (OSError, AttributeError):
+        libc = None
+    return sqlite, libc
+
+
+PYMALLOC_LINES = {  # sys._debugmallocstats() line -> our key
+    "# arenas allocated current": "arenas",
+    "# bytes in allocated blocks": "in_blocks_mib",
+    "# bytes in available blocks": "free_blocks_mib",
+    "unused pools": "unused_pools_mib",
+    "Total": "total_mib",
+}
+
+
+def pymalloc_split() -> dict:
+    """Python's small-object allocator: its arenas, the bytes in live blocks,
+    and what it holds free inside them (free blocks in used pools, unused
+    pools): the fragmentation glibc's figures cannot see.  Read by pointing
+    the process's stderr at a file for the one call that prints them."""
+    out: dict = {}
+    with tempfile.TemporaryFile("w+") as dump:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            os.dup2(dump.fileno(), 2)
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        dump.seek(0)
+        for line in dump:  # the first "Total" is the arenas' (the next, the arena map's)
+            label, _, value = line.rpartition("=")
+            for start, key in PYMALLOC_LINES.items():
+                if key not in out and (label.strip().startswith(start) or (start == "unused pools" and start in label)):
+                    number = int(value.strip().replace(",", ""))
+                    out[key] = number if key == "arenas" else round(number / MiB, 1)
+    return out
+
+
+def memory_split() -> dict:
+    """Where the resident memory is, beyond Python's own accounting: what
+    SQLite holds (its page caches), glibc's heap in use and free (free inside
+    the heap = fragmentation), pymalloc's arenas and the free space in them,
+    Python's allocated blocks, threads."""
+    out: dict = {"py_blocks": sys.getallocatedblocks(), "pymalloc": pymalloc_split()}
+    sqlite, libc = _native_libs()
+    out["sqlite_mib"] = round(sqlite.sqlite3_memory_used() / MiB, 1) if sqlite else None
+    if libc is not None:
         info = libc.mallinfo2()
         out["heap_in_use_mib"] = round((info.uordblks + info.hblkhd) / MiB, 1)
         out["heap_free_mib"] = round(info.fordblks / MiB, 1)
-    except (OSError, AttributeError):
+    else:
         out["heap_in_use_mib"] = out["heap_free_mib"] = None
     with open("/proc/self/status") as f:
         out["threads"] = next((int(line.split()[1]) for line in f if line.startswith("Threads:")), None)
@@ -618,8 +664,10 @@ def progress_line(r: dict) -> str:
 def memory_note(m: dict | None) -> str:
     if not m:
         return ""
+    p = m.get("pymalloc") or {}
     return (f"  [sqlite {m['sqlite_mib']} MiB, heap in use {m['heap_in_use_mib']} free {m['heap_free_mib']} MiB, "
-            f"py blocks {m['py_blocks']:,}, threads {m['threads']}]")
+            f"pymalloc {p.get('arenas')} arenas: blocks {p.get('in_blocks_mib')} free {p.get('free_blocks_mib')}"
+            f" unused pools {p.get('unused_pools_mib')} MiB, py blocks {m['py_blocks']:,}, threads {m['threads']}]")
 
 
 def rebuilt_note(r: dict) -> str:
