@@ -557,7 +557,7 @@ async def run_controller(args) -> int:
             service_stats.append((await routed["service"].ask({"cmd": "stats"}, "stats"))["stats"])
             if args.objects and m in (2, args.minutes):
                 objects[m] = await routed["service"].ask({"cmd": "objects"}, "objects")
-            if args.tracemalloc and m in (2, args.minutes):
+            if args.tracemalloc and m in snapshot_minutes(args):
                 await routed["service"].ask({"cmd": "snapshot", "path": str(run / f"tracemalloc-{m}.snap")}, "snapshot", 300)
             await asyncio.sleep(max(0.0, t0 + 60 * m + args.grace - time.time()))
             await collect()
@@ -661,6 +661,14 @@ def progress_line(r: dict) -> str:
             + (f"  [{rebuilt_note(r)}]" if r.get("index_rebuilt") else "") + memory_note(r.get("memory")))
 
 
+def snapshot_minutes(args) -> set[int]:
+    """When to snapshot the traced allocations: compare two of them with
+    ``tracemalloc.Snapshot.load(a).compare_to(load(b), "traceback")``."""
+    if args.snapshot_at:
+        return {int(m) for m in args.snapshot_at.split(",")}
+    return {2, args.minutes}
+
+
 def memory_note(m: dict | None) -> str:
     if not m:
         return ""
@@ -762,7 +770,9 @@ def main() -> int:
                         help="skip the tracked-objects-by-type count in minute 2 and the last (a ~0.3 s pause each at 2,000 sockets)")
     parser.add_argument("--tracemalloc", type=int, default=0, metavar="FRAMES",
                         help="trace the service's allocations (slows it, and its snapshots inflate the RSS figures); "
-                             "diff minute 2 against the last")
+                             "snapshots at --snapshot-at minutes")
+    parser.add_argument("--snapshot-at", default="", metavar="M,M",
+                        help="minutes after which the service's allocations are snapshotted (default: 2 and the last)")
     parser.add_argument("--index-refresh", type=float, metavar="SECONDS",
                         help="[lookup] index_refresh_seconds (default: the service's, 900): shorter to see many "
                              "phone-index rebuilds in one run")
