@@ -161,12 +161,16 @@ def _put(side: dict[str, Members], name: str, item: str) -> bool:
 def _drop(side: dict[str, Members], name: str, item: str) -> bool:
     """Remove ``item`` from under ``name``; False when it was not there."""
     current = side.get(name)
-    if current is None or item not in members(current):
+    if current is None:
         return False
     if isinstance(current, str):
+        if current != item:
+            return False
         del side[name]
+    elif item not in current:
+        return False
     else:
-        current.discard(item)
+        current.remove(item)
         if len(current) == 1:
             side[name] = next(iter(current))
     return True
