@@ -242,6 +242,38 @@ async def test_the_memory_index_keeps_a_lone_member_without_a_set():
     assert await index.lookup("+34910000042") == {"sales": ["C42"]}
 
 
+async def test_a_rebuild_keeps_the_strings_of_the_phones_that_did_not_change():
+    """Every 15 minutes each source is rebuilt beside the traffic.  With a
+    second copy of every phone's and record's strings, freed with the old
+    index after the swap, each rebuild left the allocators' free space in
+    pieces (+6 MiB per rebuild in the soak).  Unchanged phones keep their
+    strings: what a rebuild allocates is the new dicts, and one changed
+    phone's strings.  Measured by allocation, with rows made anew as a
+    database hands them over (72 bytes per row at the peak, 164 with a
+    second copy)."""
+    import tracemalloc
+
+    def rows(changed: int = -1):
+        for i in range(20_000):
+            yield "C%d" % i, "+3492%07d" % i if i == changed else "+3491%07d" % i
+
+    index = MemoryPhoneIndex()
+    await index.replace_source("sales", rows(), default_region="ES")
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        await index.replace_source("sales", rows(changed=42), default_region="ES")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert (peak - before) / 20_000 < 110, f"{(peak - before) / 20_000:.0f} bytes per row at the rebuild's peak"
+    assert await index.lookup("+34910000042") == {}
+    assert await index.lookup("+34920000042") == {"sales": ["C42"]}
+    assert await index.lookup("+34910000043") == {"sales": ["C43"]}
+    assert (await index.stats())["sources"]["sales"]["entries"] == 20_000
+
+
 async def test_memory_index_updates_agree_with_a_plain_model():
     """Numbers and records move between one member and several (a bare string
     and a set) in every order; the answers and counts must not notice."""
