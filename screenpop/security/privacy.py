@@ -17,6 +17,9 @@ same way without each edge knowing every shape.
   the last ``phone_visible_digits`` becomes ``*`` (``+34*******222``), in the
   fields named in :data:`PHONE_KEYS`; a leading ``+`` and the separators stay
   so the shape is still recognisable.  Other roles see numbers whole.
+  A caller ID *name* that is itself a number (many trunks put the number in
+  the display name when there is no name) is masked like the number it
+  repeats; a name with letters is shown as sent.
 """
 from __future__ import annotations
 
@@ -30,6 +33,9 @@ PAN = re.compile(r"(?<![\d])\d(?:[ -]?\d){12,18}(?![\d])")
 TEXT_KEYS = frozenset({"text", "notes"})
 # Keys whose string value is a caller's (or transfer target's) phone number.
 PHONE_KEYS = frozenset({"number", "caller_number", "caller_e164", "e164", "to_number"})
+# Keys whose string value is a caller ID name: masked as a phone when it is only a number.
+NAME_KEYS = frozenset({"caller_name"})
+NUMBER_ONLY = re.compile(r"\+?[\d\s().\-/]*\d[\d\s().\-/]*")
 
 
 def luhn_ok(digits: str) -> bool:
@@ -115,7 +121,7 @@ def _walk(value: Any, key: str | None, cards: bool, phone_digits: int | None) ->
     if isinstance(value, str):
         if cards and key in TEXT_KEYS:
             return mask_card_numbers(value)
-        if phone_digits is not None and key in PHONE_KEYS:
+        if phone_digits is not None and (key in PHONE_KEYS or key in NAME_KEYS and NUMBER_ONLY.fullmatch(value)):
             return mask_phone(value, phone_digits)
         return value
     if isinstance(value, dict):

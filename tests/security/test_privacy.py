@@ -68,6 +68,21 @@ def test_view_masks_phones_only_for_configured_roles_and_cards_for_everyone():
     assert RECORD["notes"][0]["text"] == f"paid with {VISA}"  # the input is never changed
 
 
+@pytest.mark.parametrize(("name", "shown"), [
+    ("+34600111222", "+********222"),  # the trunk put the number in the display name
+    ("600 111 222", "*** *** 222"),
+    ("(415) 555-0100", "(***) ***-*100"),
+    ("Ana Garcia", "Ana Garcia"),  # a name is shown as sent
+    ("Caller 3", "Caller 3"),
+    ("<unknown>", "<unknown>"),
+    ("", ""),
+])
+def test_a_caller_name_that_is_only_a_number_is_masked_like_the_number(name, shown):
+    rules = PrivacyRules(partial_phone_roles=frozenset({"agent"}), phone_visible_digits=3)
+    assert rules.view({"caller_name": name}, "agent") == {"caller_name": shown}
+    assert rules.view({"caller_name": name}, "supervisor") == {"caller_name": name}
+
+
 def test_no_masking_returns_the_data_itself():
     assert NO_MASKING.view(RECORD, "agent") is RECORD
     assert NO_MASKING.on_save(f"x {VISA}") == f"x {VISA}"
