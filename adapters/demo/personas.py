@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from adapters.demo.names import HOSTILE_NAMES, HOSTILE_NOTE, SCRIPT
-from adapters.demo.plan import nightly_run
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +44,8 @@ def _d(value: str) -> Decimal:
     return Decimal(value)
 
 
-def persona_rows(today: dt.date) -> dict[str, list[dict]]:
-    """Rows per ``system.table``."""
-    night = nightly_run(today)
+def persona_rows(today: dt.date, night: dt.datetime) -> dict[str, list[dict]]:
+    """Rows per ``system.table``; ``night``: the balances' snapshot time (:func:`nightly_run`)."""
 
     def ago(days: float, hour: int = 11) -> dt.datetime:
         return dt.datetime.combine(today - dt.timedelta(days=int(days)), dt.time(hour, 17, 5), tzinfo=dt.timezone.utc)

@@ -27,7 +27,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from adapters.demo import schema
 from adapters.demo.load import TableWriter
 from adapters.demo.personas import persona_rows
-from adapters.demo.plan import make_plan
+from adapters.demo.plan import make_plan, nightly_run
 from adapters.demo.queries import DEFAULT_DSNS, SYSTEMS
 from adapters.demo.world import World, catalog
 from adapters.engine import make_engine
@@ -101,7 +101,8 @@ async def seed_demo(
     today = today or dt.datetime.now(dt.timezone.utc).date()
     started = time.monotonic()
     plan = await asyncio.to_thread(make_plan, customers, seed)  # seconds for millions: off the event loop
-    people = persona_rows(today)
+    night = nightly_run(today)  # read once: personas and the world share one snapshot time
+    people = persona_rows(today, night)
     products = catalog(seed)
     totals = {name: plan.totals.get(name, 0) + len(people.get(name, ())) for name in _table_names()}
     totals["sales.products"] = len(products)
@@ -140,7 +141,7 @@ async def seed_demo(
 
         report("load", 0, 0)
         await flush({name: writers[name].prepare(rows) for name, rows in {"sales.products": products, **people}.items()})
-        world = World(plan, seed, today, products)
+        world = World(plan, seed, today, products, night)
         done = 0
         while done < customers:
             # Generated inline: on a thread, overlapping with the writes, it

@@ -18,7 +18,7 @@ from decimal import Decimal
 
 from adapters.demo import names as N
 from adapters.demo.phones import NumberPlan, Phone, billing_format, sales_format, support_format
-from adapters.demo.plan import BILLING, COLLEAGUE, COMPANY, SALES, SUPPORT, Plan, nightly_run, picker
+from adapters.demo.plan import BILLING, COLLEAGUE, COMPANY, SALES, SUPPORT, Plan, picker
 
 UTC = dt.timezone.utc
 COUNTRIES = (("ES", 0.82), ("US", 0.88), ("GB", 0.92), ("FR", 0.95), ("DE", 0.97), ("SG", 0.985), ("MX", 1.0))
@@ -58,11 +58,11 @@ def catalog(seed: int) -> list[dict]:
 
 
 class World:
-    def __init__(self, plan: Plan, seed: int, today: dt.date, products: list[dict]):
+    def __init__(self, plan: Plan, seed: int, today: dt.date, products: list[dict], night: dt.datetime):
         self.plan = plan
         self.rng = FastRandom(f"screenpop-world-{seed}")
         self.numbers = NumberPlan()
-        self.night = int(nightly_run(today).timestamp())
+        self.night = int(night.timestamp())
         self.today = today
         self.prices = [(p["product_id"], int(p["unit_price"] * 100)) for p in products]
         self.order_status = picker(tuple(w for _, w in ORDER_STATUS), self.rng)
