@@ -189,6 +189,11 @@ class QueueModel:
         agents = set(self._call_agents.get(call_id, ())) | self._wrap_agents.get(call_id, set())
         return queues, agents
 
+    def shown_to_agents(self, call_id: str) -> bool:
+        """Does an agent still ring, talk or wrap up on the call?  (Two lookups:
+        the indexes hold no empty sets.)"""
+        return call_id in self._call_agents or call_id in self._wrap_agents
+
     def waiting_call_ids(self) -> set[str]:
         return {w.call_id for q in self._queues.values() for w in q.waiting}
 
