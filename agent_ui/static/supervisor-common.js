@@ -379,14 +379,23 @@ export function compareAgentIds(a, b) {
 }
 
 // Insert or replace the row of one agent in a tbody kept in id order.
+function agentRowOf(tbody, id) {
+  return [...tbody.children].find((r) => r.dataset.agentId === id);
+}
+
 export function placeRow(tbody, row, id) {
-  const old = [...tbody.children].find((r) => r.dataset.agentId === id);
+  const old = agentRowOf(tbody, id);
   if (old) {
     old.replaceWith(row);
     return;
   }
   const after = [...tbody.children].find((r) => compareAgentIds(r.dataset.agentId, id) > 0);
   tbody.insertBefore(row, after || null);
+}
+
+export function removeRow(tbody, id) {
+  const old = agentRowOf(tbody, id);
+  if (old) old.remove();
 }
 
 // "3 available · 2 on call · 1 paused" over a set of agent messages.

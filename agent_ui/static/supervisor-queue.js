@@ -7,7 +7,7 @@ import { el, text, longText, clear, byId } from './dom.js';
 import { dispositionLabel } from './outcome.js';
 import { ensureDispositions } from './ui-config.js';
 import {
-  queueTile, agentRow, placeRow, alertItem, alertsOf, waitingList, waitingCount, ticker, tick, stateSummary, num,
+  queueTile, agentRow, placeRow, removeRow, alertItem, alertsOf, waitingList, waitingCount, ticker, tick, stateSummary, num,
 } from './supervisor-common.js';
 import { SupervisorFeed } from './supervisor-feed.js';
 import { CallsToday, callRow } from './supervisor-calls.js';
@@ -73,8 +73,7 @@ function drawAgent(entry) {
 }
 
 function removeAgent(id) {
-  const old = [...agentsBody.children].find((r) => r.dataset.agentId === id);
-  if (old) old.remove();
+  removeRow(agentsBody, id);
   drawAgentSummary();
 }
 

@@ -5,7 +5,7 @@
 
 import { byId, clear } from './dom.js';
 import {
-  queueTile, agentRow, placeRow, alertItem, alertsOf, queueNameOf, tick, stateSummary,
+  queueTile, agentRow, placeRow, removeRow, alertItem, alertsOf, queueNameOf, tick, stateSummary,
 } from './supervisor-common.js';
 import { SupervisorFeed } from './supervisor-feed.js';
 
@@ -69,8 +69,7 @@ function drawAgent(entry) {
 }
 
 function removeAgent(id) {
-  const old = [...agentsBody.children].find((r) => r.dataset.agentId === id);
-  if (old) old.remove();
+  removeRow(agentsBody, id);
   drawAgentSummary();
 }
 
