@@ -203,14 +203,14 @@ def container_sizes(root, depth: int = 5, limit: int = 5000) -> dict[str, int]:
 
 
 async def fill_history(service, numbers: list[str], per_caller: int, batch: int = 5000) -> None:
-    """``per_caller`` answered calls of earlier days for each caller, written
+    """``per_caller`` answered calls of earlier days for each caller (no
+    outcomes: the writer's upsert does not write them), written
     before the traffic: a center's log already holds its callers' earlier
     calls, and every card shows the last five.  Without them the cards grow
     by one history entry per round of the callers (every 8.8 minutes at 50
     calls/s over 26,000 numbers), and so does everything that holds cards
     for a while: growth a soak would take for a leak."""
-    from screenpop.interactions.record import InteractionRecord
-    from telephony.events import iso_utc
+    from log_rows import answered_call
 
     if per_caller <= 0:
         return
@@ -220,14 +220,10 @@ async def fill_history(service, numbers: list[str], per_caller: int, batch: int 
     records = []
     for i, number in enumerate(numbers):
         for k in range(per_caller):
-            begin = now - (k + 1) * day - (i % 600) * 60.0
-            records.append(InteractionRecord(
-                call_id=f"history-{i}-{k}", caller_number=number, caller_e164=number, card_status="known",
-                queue=("sales", "support", "billing")[(i + k) % 3], agents_rung=[str(2001 + (i + k) % 2000)],
-                answered_by=str(2001 + (i + k) % 2000), started_at=iso_utc(begin), queued_at=iso_utc(begin),
-                answered_at=iso_utc(begin + 12.5), ended_at=iso_utc(begin + 190.0), last_event_at=iso_utc(begin + 190.0),
-                wait_seconds=12.5, talk_seconds=177.5, end_reason="completed", disposition="resolved",
-                outcome_by=str(2001 + (i + k) % 2000), outcome_at=iso_utc(begin + 230.0)))
+            begin, agent = now - (k + 1) * day - (i % 600) * 60.0, str(2001 + (i + k) % 2000)
+            records.append(answered_call(
+                f"history-{i}-{k}", number, begin, agent, ("sales", "support", "billing")[(i + k) % 3],
+                wait=12.5, talk=177.5, caller_e164=number, card_status="known"))
             if len(records) >= batch:
                 written += await service.interactions.store.upsert(records)
                 records = []

@@ -32,31 +32,22 @@ from sqlalchemy import text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from screenpop.db import create_engine  # noqa: E402
-from screenpop.interactions.record import InteractionRecord  # noqa: E402
 from screenpop.interactions.service import InteractionLog  # noqa: E402
 from screenpop.supervision.stats import StatsCache  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+from log_rows import answered_call  # noqa: E402
 
 RATE = 50  # calls a second, the soak's
 QUEUES = ("sales", "billing", "support")
 DAY = datetime(2026, 11, 24, tzinfo=timezone.utc)
 
 
-def iso(at: datetime) -> str:
-    return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def call(n: int) -> InteractionRecord:
+def call(n: int):
     """The n-th call of the day: queued, rung, answered, 90 s of talk."""
-    start = DAY + timedelta(seconds=n / RATE)
-    agent = f"agent{n % 2000:04d}"
-    answered, ended = start + timedelta(seconds=8), start + timedelta(seconds=98)
-    return InteractionRecord(
-        call_id=f"{int(start.timestamp())}.{n}", caller_number=f"+3491{n:07d}", queue=QUEUES[n % 3],
-        agents_rung=[agent], ring_times={agent: iso(start + timedelta(seconds=2))}, answered_by=agent,
-        answer_times={agent: iso(answered)}, started_at=iso(start), queued_at=iso(start),
-        first_ring_at=iso(start + timedelta(seconds=2)), answered_at=iso(answered), ended_at=iso(ended),
-        last_event_at=iso(ended), wait_seconds=8.0, talk_seconds=90.0, end_reason="completed",
-    )
+    start = DAY.timestamp() + n / RATE
+    return answered_call(f"{int(start)}.{n}", f"+3491{n:07d}", start, f"agent{n % 2000:04d}", QUEUES[n % 3],
+                         wait=8.0, talk=90.0)
 
 
 async def seed(log: InteractionLog, have: int, want: int) -> None:
