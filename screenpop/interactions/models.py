@@ -67,6 +67,10 @@ interactions = Table(
     Column("follow_up", Date),
     Column("outcome_by", String(128)),
     Column("outcome_at", UtcDateTime),
+    # when the writer last changed what the call events own (its clock, not
+    # the PBX's): a row written late, as after a database outage, is still
+    # new to the supervisors' figures (screenpop.supervision.stats)
+    Column("events_written_at", UtcDateTime),
     Index(None, "caller_e164"),
     Index(None, "caller_number"),
     Index(None, "answered_by"),
@@ -76,9 +80,9 @@ interactions = Table(
     Index(None, "disposition"),
     Index(None, "customer_name"),
     Index(None, "customer_name_folded"),
-    # the supervisors' figures read the calls whose events moved lately, a
-    # page at a time in this order (screenpop.supervision.stats)
-    Index(None, "last_event_at", "call_id"),
+    # the supervisors' figures read the calls whose events were written
+    # lately, a page at a time in this order (screenpop.supervision.stats)
+    Index(None, "events_written_at", "call_id"),
 )
 
 interaction_notes = Table(

@@ -27,8 +27,9 @@ TIME_FIELDS = frozenset(
     {"started_at", "queued_at", "first_ring_at", "answered_at", "ended_at", "last_event_at", "outcome_at", "lookup_at"}
 )
 DERIVED = ("caller_digits", "customer_name_folded", "customer_key_list", "answered_agents")
-# What an upsert writes: everything but the outcome.
-UPSERT_COLUMNS = (*EVENT_FIELDS, *LOOKUP_FIELDS, *DERIVED)
+# What an upsert writes: everything but the outcome (events_written_at: the
+# store's transaction sets it, see screenpop.interactions.store._upsert_batch).
+UPSERT_COLUMNS = (*EVENT_FIELDS, *LOOKUP_FIELDS, *DERIVED, "events_written_at")
 EMPTY_JSON = {"customer_keys": {}, "agents_rung": [], "ring_times": {}, "answer_times": {}, "transfers": []}
 
 _LENGTHS = {c.name: c.type.length for c in interactions.columns if isinstance(c.type, String) and c.type.length}

@@ -29,7 +29,7 @@ from screenpop.db import writing
 from screenpop.db_trips import Trips
 from screenpop.interactions import validate
 from screenpop.interactions.models import interaction_notes, interactions
-from screenpop.interactions.record import InteractionRecord, Note, canonical_ts, merge
+from screenpop.interactions.record import EVENT_FIELDS, InteractionRecord, Note, canonical_ts, merge
 from screenpop.interactions.rows import UPSERT_COLUMNS, digits, from_row, history_entry, note_from_row, to_row
 from screenpop.interactions.validate import InteractionNotFound, InvalidInput
 
@@ -278,14 +278,21 @@ def _upsert_batch(conn: Connection, batch: dict[str, InteractionRecord]) -> int:
     # the row locks; on SQLite this first write takes the database's
     # write lock (its driver opens the transaction only at a write).
     conn.execute(statements.skeletons, [to_row(InteractionRecord(call_id=c)) for c in call_ids])
-    stored = {row.call_id: from_row(row) for row in conn.execute(statements.stored, {"ids": call_ids})}
+    stored = {row.call_id: row for row in conn.execute(statements.stored, {"ids": call_ids})}
+    now = datetime.now(timezone.utc)
     rows = []
     for call_id, record in batch.items():
         old = stored.get(call_id)
-        merged = record if old is None else merge(old, record)
-        row = to_row(merged)
-        if old is None or row != to_row(old):
-            rows.append(row)
+        old_record = None if old is None else from_row(old)
+        old_row = None if old_record is None else to_row(old_record)
+        row = to_row(record if old_record is None else merge(old_record, record))
+        if row == old_row:
+            continue
+        # Only the events move it: a lookup written late must not bring back
+        # a call the supervisors' figures have settled (and count it again).
+        events_moved = old_row is None or any(row[name] != old_row[name] for name in EVENT_FIELDS)
+        row["events_written_at"] = now if events_moved else old.events_written_at
+        rows.append(row)
     if rows:
         conn.execute(statements.upsert, rows)
     return len(rows)

@@ -6,7 +6,7 @@ restart (and what several nodes share), so the figures a supervisor sees at
 
 Two halves: :class:`DayFigures` is the arithmetic, pure, fed with call rows;
 :class:`StatsCache` reads the rows (the whole day once, then only rows whose
-events moved since the last read) and keeps the figures, so requests and
+events were written since the last read) and keeps the figures, so requests and
 pushes never query the database.
 
 Definitions (one call = one interaction record, counted in the queue it
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 SETTLED_MARGIN = 60.0  # seconds beyond the incremental reads' look-back before an ended call is forgotten
 
 COLUMNS = ("call_id", "queue", "queued_at", "started_at", "answered_at", "ended_at", "wait_seconds", "talk_seconds",
-           "end_reason", "answer_times", "transfers", "last_event_at")
+           "end_reason", "answer_times", "transfers", "events_written_at")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +57,7 @@ class CallFigures:
     agents: tuple[str, ...]  # every agent who answered
     # not part of what the call adds (equality): when it may be forgotten
     ended: bool = field(default=False, compare=False)
-    last_event_at: datetime | None = field(default=None, compare=False)
+    written_at: datetime | None = field(default=None, compare=False)
 
     @classmethod
     def from_row(cls, row: Any) -> CallFigures:
@@ -76,7 +76,7 @@ class CallFigures:
             agent_talk=_agent_talk(answer_times, get("transfers") or [], _epoch(get("ended_at"))),
             agents=tuple(sorted(answer_times)),
             ended=ended,
-            last_event_at=get("last_event_at"),
+            written_at=get("events_written_at"),
         )
 
 
@@ -163,13 +163,13 @@ class DayFigures:
 
     def forget_settled(self, before: datetime) -> int:
         """Drop the per-call figures of calls that ended and whose events
-        stopped before ``before``: their share stays in the totals, and an
-        incremental read (which looks back less far) never brings them
-        again.  Why: one entry per call of the day grew the process by tens
+        were last written before ``before``: their share stays in the totals,
+        and an incremental read (which looks back less far) never brings
+        them again.  Why: one entry per call of the day grew the process by tens
         of megabytes an hour at 50 calls/s.  A whole-day read rebuilds from
         nothing, so it never needs them either."""
         settled = [cid for cid, call in self.calls.items()
-                   if call.ended and call.last_event_at is not None and call.last_event_at < before]
+                   if call.ended and call.written_at is not None and call.written_at < before]
         for call_id in settled:
             del self.calls[call_id]
         return len(settled)
@@ -209,21 +209,23 @@ def day_start(now: float, tz: str = "UTC") -> datetime:
 
 def _page_order(changed_after: datetime | None) -> tuple:
     """The order pages are read in: the whole day by call id (the primary
-    key), recent changes by (last_event_at, call_id), the index that finds
-    them without walking the day."""
+    key), recent changes by (events_written_at, call_id), the index that
+    finds them without walking the day."""
     c = interactions.c
-    return (c.call_id,) if changed_after is None else (c.last_event_at, c.call_id)
+    return (c.call_id,) if changed_after is None else (c.events_written_at, c.call_id)
 
 
 async def read_rows(engine: AsyncEngine, since: datetime, changed_after: datetime | None = None, *,
                     after: tuple | None = None, limit: int | None = None) -> list[dict[str, Any]]:
     """The day's call rows (started at or after ``since``); only those whose
-    events moved after ``changed_after`` when given.
+    events were written at or after ``changed_after`` when given.
 
-    Calls still going whose events did not move are not read again: their
-    figures depend on their events only (``last_event_at`` is the newest of
-    them), so an unchanged row folds to the same figures.  At 50 calls/s that
-    clause re-read every call in progress twice a second.
+    Calls still going whose events did not change are not read again: their
+    figures depend on their events only, so an unchanged row folds to the
+    same figures.  At 50 calls/s that clause re-read every call in progress
+    twice a second.  The write time, not the PBX's time of the newest event
+    (``last_event_at``): a call logged late, as after a database outage,
+    carries old events but a new write time, so it is read like any other.
 
     ``after`` and ``limit``: one page, the rows after the key ``after`` in
     :func:`_page_order` (see :func:`read_pages`)."""
@@ -231,7 +233,7 @@ async def read_rows(engine: AsyncEngine, since: datetime, changed_after: datetim
     order = _page_order(changed_after)
     where = [c.started_at >= since]
     if changed_after is not None:
-        where.append(c.last_event_at >= changed_after)
+        where.append(c.events_written_at >= changed_after)
     if after is not None:
         where.append(tuple_(*order) > tuple_(*(literal(value, column.type) for value, column in zip(after, order))))
     query = select(*[c[name] for name in COLUMNS]).where(and_(*where))
@@ -246,9 +248,9 @@ async def read_rows(engine: AsyncEngine, since: datetime, changed_after: datetim
 async def read_pages(engine: AsyncEngine, since: datetime, changed_after: datetime | None = None,
                      page: int = 1000) -> AsyncIterator[list[dict[str, Any]]]:
     """:func:`read_rows` a page at a time.  Why: the whole day's rows are read
-    again every ``full_every`` seconds, and late in a busy day that is
-    hundreds of thousands of rows; converted and folded in one go they held
-    the event loop (and every pop) for seconds.  Between pages the loop runs."""
+    at start (a restart late in a busy day: hundreds of thousands of rows);
+    converted and folded in one go they held the event loop (and every pop)
+    for seconds.  Between pages the loop runs."""
     names = [column.name for column in _page_order(changed_after)]
     after = None
     while True:
@@ -266,9 +268,13 @@ class StatsCache:
     """Today's figures, read from the log at start and refreshed when calls
     move (the service asks after call events), never per request.
 
-    Incremental reads look back ``overlap`` seconds before the newest change
-    already seen, and every ``full_every`` seconds the whole day is read again:
-    a write delayed by a database outage still gets counted."""
+    The whole day is read at start and when the day changes; after that only
+    the rows written since ``overlap`` seconds before the newest write already
+    seen.  The look-back covers transactions that commit a little after the
+    time they stamped, and clocks of several nodes that differ by less.  A
+    write delayed by a database outage is stamped when it is written, so it
+    is counted without reading the day again (until 0005 the whole day was
+    read every 10 minutes for it: a minute of CPU late in a busy day)."""
 
     engine: AsyncEngine
     threshold_for: Callable[[str], float]
@@ -277,11 +283,9 @@ class StatsCache:
     before_read: Callable[[], Any] | None = None  # e.g. the writer's flush, so the call just ended is in
     overlap: float = 10.0  # was 120, then 30: 1,500 rows re-read per refresh at 50 calls/s held the loop 30-40 ms
     page: int = 100  # rows folded between two turns of the event loop (250 still held it ~18 ms)
-    full_every: float = 600.0
     figures: DayFigures = field(init=False)
     day: datetime | None = field(default=None, init=False)
     _newest: datetime | None = field(default=None, init=False)
-    _full_at: float = field(default=0.0, init=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
     # agents whose figures the last refresh changed: only their messages are rebuilt
     agents_changed: set[str] = field(default_factory=set, init=False)
@@ -299,7 +303,7 @@ class StatsCache:
                     await result
             now = self.clock()
             start = day_start(now, self.tz)
-            full = self.day != start or now - self._full_at >= self.full_every
+            full = self.day != start
             if full:  # folded into new figures, swapped in once whole: readers never see half a day
                 figures, after = DayFigures(self.threshold_for), None
             else:
@@ -311,15 +315,16 @@ class StatsCache:
             async for rows in read_pages(self.engine, start, after, self.page):
                 rows_read += len(rows)
                 for row in rows:
-                    if row["last_event_at"] is not None and (newest is None or row["last_event_at"] > newest):
-                        newest = row["last_event_at"]
+                    written = row["events_written_at"]
+                    if written is not None and (newest is None or written > newest):
+                        newest = written
                 changed |= figures.update(rows)
                 agents |= figures.agents_touched
                 if full and newest is not None:
                     # As it goes, not only at the end: a whole-day read otherwise
-                    # held every call of the day at once (the soak: +20 MiB at
-                    # each full read after 10 and 20 minutes; 1.8 million calls
-                    # by the evening of a busy day).  The newest event seen so
+                    # held every call of the day at once (the soak: +20 MiB per
+                    # whole-day read after 10 and 20 minutes; 1.8 million calls
+                    # by the evening of a busy day).  The newest write seen so
                     # far only grows, so this forgets no call the end would keep.
                     figures.forget_settled(newest - timedelta(seconds=self.overlap + SETTLED_MARGIN))
             if newest is not None:
@@ -327,7 +332,7 @@ class StatsCache:
             if full:
                 changed |= set(self.figures.queues)
                 agents |= set(self.figures.agents)
-                self.figures, self.day, self._full_at = figures, start, now
+                self.figures, self.day = figures, start
             self._newest = newest
             self.agents_changed = agents
             log.debug("supervision stats refreshed full=%s rows=%d queues_changed=%d", full, rows_read, len(changed))

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+from datetime import datetime, timedelta, timezone
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 
 from screenpop.cli import main
 from screenpop.db import create_engine, metadata
@@ -92,26 +93,62 @@ def test_cli_db_upgrade_reports_an_unreachable_database(capsys):
     assert "migration failed" in capsys.readouterr().err
 
 
-async def test_the_recent_calls_index_comes_and_goes_with_its_revision(dsn):
-    """0004 adds one index to a log that already holds calls, and takes only
-    that index away again."""
+def _indexes(sync_conn) -> dict[str, list[str]]:
+    return {ix["name"]: ix["column_names"] for ix in inspect(sync_conn).get_indexes("interactions")}
 
-    def indexes(sync_conn):
-        return {ix["name"]: ix["column_names"] for ix in inspect(sync_conn).get_indexes("interactions")}
 
+def _columns(sync_conn) -> set[str]:
+    return {column["name"] for column in inspect(sync_conn).get_columns("interactions")}
+
+
+async def test_0004_adds_the_recent_calls_index_and_takes_only_it_away(dsn):
     module = importlib.import_module("screenpop.migrations.versions.0004_recent_calls_index")
     assert (module.revision, module.down_revision) == ("0004_recent_calls_index", "0003_security")
+    await migrate(dsn)
+    await downgrade_to(dsn, "0004_recent_calls_index")
+    engine = create_engine(dsn)
+    try:
+        async with engine.connect() as conn:
+            at_0004 = await conn.run_sync(_indexes)
+        assert at_0004["ix_interactions_last_event_at"] == ["last_event_at", "call_id"]
+        await downgrade_to(dsn, "0003_security")
+        async with engine.connect() as conn:
+            assert await conn.run_sync(_indexes) == {k: v for k, v in at_0004.items() if k != "ix_interactions_last_event_at"}
+    finally:
+        await engine.dispose()
+
+
+async def test_0005_stamps_the_recent_calls_and_moves_the_recent_changes_index(dsn):
+    """0005 adds ``events_written_at`` to a log that already holds calls: the
+    calls of the last two days take their ``last_event_at`` as a first write
+    time (so the figures can settle them), older calls none; the index of
+    recent changes moves from ``last_event_at`` to it; a downgrade gives back
+    0004's schema."""
+    module = importlib.import_module("screenpop.migrations.versions.0005_events_written_at")
+    assert (module.revision, module.down_revision) == ("0005_events_written_at", "0004_recent_calls_index")
     await migrate(dsn)
     engine = create_engine(dsn)
     try:
         async with engine.connect() as conn:
-            at_head = await conn.run_sync(indexes)
-        assert at_head["ix_interactions_last_event_at"] == ["last_event_at", "call_id"]
-        await downgrade_to(dsn, "0003_security")
+            at_head = await conn.run_sync(_indexes)
+        assert at_head["ix_interactions_events_written_at"] == ["events_written_at", "call_id"]
+        assert "ix_interactions_last_event_at" not in at_head
+
+        await downgrade_to(dsn, "0004_recent_calls_index")
         async with engine.connect() as conn:
-            assert await conn.run_sync(indexes) == {k: v for k, v in at_head.items() if k != "ix_interactions_last_event_at"}
-        assert await migrate(dsn) == ["0004_recent_calls_index"]
+            at_0004, columns = await conn.run_sync(_indexes), await conn.run_sync(_columns)
+        assert "events_written_at" not in columns and "ix_interactions_events_written_at" not in at_0004
+        assert at_0004["ix_interactions_last_event_at"] == ["last_event_at", "call_id"]
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        calls = {"today.1": now - timedelta(hours=3), "last-week.1": now - timedelta(days=7)}
+        empty = {"customer_keys": {}, "agents_rung": [], "ring_times": {}, "answer_times": {}, "transfers": []}
+        async with engine.begin() as conn:  # only 0004's columns: the table as it was
+            await conn.execute(interactions.insert(), [{"call_id": cid, "last_event_at": at, **empty} for cid, at in calls.items()])
+
+        assert await migrate(dsn) == ["0005_events_written_at"]
         async with engine.connect() as conn:
-            assert await conn.run_sync(indexes) == at_head
+            assert await conn.run_sync(_indexes) == at_head
+            stamped = dict((await conn.execute(select(interactions.c.call_id, interactions.c.events_written_at))).all())
+        assert stamped == {"today.1": calls["today.1"], "last-week.1": None}
     finally:
         await engine.dispose()

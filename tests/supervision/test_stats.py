@@ -9,9 +9,10 @@ from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, update
 
 from screenpop.db import create_engine
+from screenpop.interactions.models import interactions
 from screenpop.interactions.record import InteractionRecord, fold
 from screenpop.interactions.store import InteractionStore
 from screenpop.supervision.stats import CallFigures, DayFigures, StatsCache, day_start, read_pages, read_rows
@@ -173,7 +174,7 @@ async def test_a_full_read_in_small_pages_gives_the_same_figures_and_never_shows
 
     # the next full read: between its pages, readers still see the whole (old) day
     seen = []
-    paged.full_every = 0.0
+    paged.day = None  # as at a day change: the next refresh reads the whole day
     before = paged.figures
 
     async def watch():
@@ -188,16 +189,25 @@ async def test_a_full_read_in_small_pages_gives_the_same_figures_and_never_shows
     assert paged.figures is not before  # new figures, swapped in once whole
 
 
+async def written_as_they_went(engine) -> None:
+    """Stamp each stored call as written when its last event came, as a
+    writer keeping up with the PBX leaves them (one test upsert stamps all
+    with one instant)."""
+    async with engine.begin() as conn:
+        await conn.execute(update(interactions).values(events_written_at=interactions.c.last_event_at))
+
+
 async def test_ended_calls_are_forgotten_per_call_but_stay_counted(log_engine):
     store = InteractionStore(log_engine)
     await store.upsert([fold(evs) for evs in events_of(*CAPTURES).values()])
+    await written_as_they_went(log_engine)
     whole = DayFigures()  # every call, nothing forgotten
     whole.update(await read_rows(log_engine, day_start(CAPTURE_DAY)))
-    newest = max(c.last_event_at for c in whole.calls.values())
+    newest = max(c.written_at for c in whole.calls.values())
     # the captures span more than the look-back and its margin: the early calls are settled
-    kept = {cid for cid, c in whole.calls.items() if c.last_event_at >= newest - timedelta(seconds=10.0 + 60.0)}
+    kept = {cid for cid, c in whole.calls.items() if c.written_at >= newest - timedelta(seconds=10.0 + 60.0)}
     assert 0 < len(kept) < len(whole.calls)
-    cache = StatsCache(log_engine, lambda queue: 20.0, clock=lambda: CAPTURE_DAY, full_every=3600.0)
+    cache = StatsCache(log_engine, lambda queue: 20.0, clock=lambda: CAPTURE_DAY)
     await cache.refresh()
     assert set(cache.figures.calls) == kept
     names = ("support", "sales", "billing")
@@ -207,6 +217,55 @@ async def test_ended_calls_are_forgotten_per_call_but_stay_counted(log_engine):
     assert {n: cache.queue(n) for n in names} == figures
 
 
+async def test_a_call_logged_late_is_counted_without_reading_the_day_again(log_engine):
+    """A call whose row reaches the log late (the writer's queue replayed
+    after a database outage) has events older than every call already read.
+    Read by the events' time, the incremental read never saw it, and the
+    whole day was read again every 10 minutes to catch it; read by the time
+    of the write, it is counted by the next read, and the day is not read
+    again."""
+    store = InteractionStore(log_engine)
+    calls = {cid: fold(evs) for cid, evs in events_of(*CAPTURES).items()}
+    late = min(calls, key=lambda cid: calls[cid].last_event_at)  # the oldest call of the captures
+    await store.upsert([record for cid, record in calls.items() if cid != late])
+    await written_as_they_went(log_engine)
+    cache = StatsCache(log_engine, lambda queue: 20.0, clock=lambda: CAPTURE_DAY)
+    await cache.refresh()
+    day = cache.figures
+    await store.upsert([calls[late]])
+    everything = StatsCache(log_engine, lambda queue: 20.0, clock=lambda: CAPTURE_DAY)
+    await everything.refresh()  # a restarted process: the whole day, read now
+    assert figures_of(day) != figures_of(everything.figures)  # the late call counts for something
+
+    await cache.refresh()
+    assert cache.figures is day  # an incremental read, not the day again
+    assert figures_of(cache.figures) == figures_of(everything.figures)
+
+
+async def test_a_lookup_logged_late_does_not_count_a_settled_call_again(log_engine):
+    """Only a change of the call's events stamps a new write time: a lookup
+    result written after its call was settled (and forgotten per call) must
+    not bring the call back to the incremental read, which would count it a
+    second time."""
+    store = InteractionStore(log_engine)
+    await store.upsert([fold(evs) for evs in events_of(*CAPTURES).values()])
+    await written_as_they_went(log_engine)
+    cache = StatsCache(log_engine, lambda queue: 20.0, clock=lambda: CAPTURE_DAY)
+    await cache.refresh()
+    before = figures_of(cache.figures)
+    rows = {row["call_id"]: row for row in await read_rows(log_engine, day_start(CAPTURE_DAY))}
+    settled = sorted(cid for cid, row in rows.items() if cid not in cache.figures.calls and row["answered_at"])
+    assert settled, "the captures span more than the look-back: their early answered calls are settled"
+    lookup = InteractionRecord(settled[0], caller_e164="+34912345678", customer_name="Late Lookup SL",
+                               card_status="known", lookup_at="2026-11-22T21:40:00.000000Z")
+    assert await store.upsert([lookup]) == 1  # the row changed ...
+    stamped = {row["call_id"]: row["events_written_at"] for row in await read_rows(log_engine, day_start(CAPTURE_DAY))}
+    assert stamped[settled[0]] == rows[settled[0]]["events_written_at"]  # ... but not its events' write time
+    await cache.refresh()
+    assert figures_of(cache.figures) == before
+    assert settled[0] not in cache.figures.calls
+
+
 async def test_a_whole_day_read_forgets_settled_calls_as_it_goes(log_engine, monkeypatch):
     """A whole-day read held every call of the day until its last page: late
     on a busy day, a million entries at once.  In pages of 2, it holds the
@@ -214,6 +273,7 @@ async def test_a_whole_day_read_forgets_settled_calls_as_it_goes(log_engine, mon
     page does."""
     store = InteractionStore(log_engine)
     await store.upsert([fold(evs) for evs in events_of(*CAPTURES).values()])
+    await written_as_they_went(log_engine)
     everything = len(await read_rows(log_engine, day_start(CAPTURE_DAY)))
     held = []
     update = DayFigures.update
@@ -258,11 +318,12 @@ def explained(engine) -> list[str]:
 
 
 async def test_recent_changes_are_read_page_by_page_through_their_index(log_dsn):
-    """The every-2-seconds read of calls whose events moved walked the whole
-    day's calls by call id (42 ms at 90,000 calls, growing all day: see
-    bench/bench_stats.py).  Now it pages through (last_event_at, call_id),
-    which an index serves: every page, the first and the later ones, on both
-    engines; and pages that split calls of the same instant read each once."""
+    """The every-2-seconds read of calls whose events were written lately
+    walked the whole day's calls by call id (42 ms at 90,000 calls, growing
+    all day: see bench/bench_stats.py).  Now it pages through
+    (events_written_at, call_id), which an index serves: every page, the
+    first and the later ones, on both engines; and pages that split calls
+    written at the same instant read each once."""
     at = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
     iso = lambda t: t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # noqa: E731
     moved = [InteractionRecord(f"1795500000.{n}", started_at=iso(at - timedelta(minutes=5)), last_event_at=iso(at))
@@ -274,6 +335,7 @@ async def test_recent_changes_are_read_page_by_page_through_their_index(log_dsn)
     engine = create_engine(log_dsn)
     try:
         await InteractionStore(engine).upsert(moved + still)
+        await written_as_they_went(engine)
         pages = [[row["call_id"] for row in rows]
                  async for rows in read_pages(engine, day_start(at.timestamp()), at - timedelta(seconds=1), page=2)]
         assert pages == [["1795500000.0", "1795500000.1"], ["1795500000.2", "1795500000.3"],
@@ -291,4 +353,4 @@ async def test_recent_changes_are_read_page_by_page_through_their_index(log_dsn)
         await engine.dispose()
     for plan in plans:
         text = " ".join(str(value) for row in plan for value in row.values())
-        assert "ix_interactions_last_event_at" in text, text
+        assert "ix_interactions_events_written_at" in text, text
