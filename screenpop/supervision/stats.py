@@ -23,13 +23,14 @@ entered first, on the day it started):
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, AsyncIterator, Callable, Iterable
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, literal, select, tuple_
+from sqlalchemy import Integer, Select, and_, bindparam, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from screenpop.interactions.models import interactions
@@ -207,12 +208,31 @@ def day_start(now: float, tz: str = "UTC") -> datetime:
     return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(timezone.utc)
 
 
-def _page_order(changed_after: datetime | None) -> tuple:
+def _page_order(changed: bool) -> tuple:
     """The order pages are read in: the whole day by call id (the primary
     key), recent changes by (events_written_at, call_id), the index that
     finds them without walking the day."""
     c = interactions.c
-    return (c.call_id,) if changed_after is None else (c.events_written_at, c.call_id)
+    return (c.events_written_at, c.call_id) if changed else (c.call_id,)
+
+
+@functools.cache
+def _read_query(changed: bool, paged: bool, limited: bool) -> Select:
+    """:func:`read_rows`'s statement for each shape, built once, its values
+    bound at execution.  Why: a statement built per read (the page key's
+    ``tuple_`` comparison most of all) left reference cycles behind, every
+    2 s, for the full garbage collection (see screenpop.gc_tuning)."""
+    c = interactions.c
+    order = _page_order(changed)
+    where = [c.started_at >= bindparam("since", type_=c.started_at.type)]
+    if changed:
+        where.append(c.events_written_at >= bindparam("changed_after", type_=c.events_written_at.type))
+    if paged:
+        where.append(tuple_(*order) > tuple_(*(bindparam(f"after_{i}", type_=column.type) for i, column in enumerate(order))))
+    query = select(*[c[name] for name in COLUMNS]).where(and_(*where))
+    if limited:
+        query = query.order_by(*order).limit(bindparam("limit", type_=Integer))
+    return query
 
 
 async def read_rows(engine: AsyncEngine, since: datetime, changed_after: datetime | None = None, *,
@@ -229,18 +249,16 @@ async def read_rows(engine: AsyncEngine, since: datetime, changed_after: datetim
 
     ``after`` and ``limit``: one page, the rows after the key ``after`` in
     :func:`_page_order` (see :func:`read_pages`)."""
-    c = interactions.c
-    order = _page_order(changed_after)
-    where = [c.started_at >= since]
+    params: dict[str, Any] = {"since": since}
     if changed_after is not None:
-        where.append(c.events_written_at >= changed_after)
+        params["changed_after"] = changed_after
     if after is not None:
-        where.append(tuple_(*order) > tuple_(*(literal(value, column.type) for value, column in zip(after, order))))
-    query = select(*[c[name] for name in COLUMNS]).where(and_(*where))
+        params.update((f"after_{i}", value) for i, value in enumerate(after))
     if limit is not None:
-        query = query.order_by(*order).limit(limit)
+        params["limit"] = limit
+    query = _read_query(changed_after is not None, after is not None, limit is not None)
     async with engine.connect() as conn:
-        result = await conn.execute(query)
+        result = await conn.execute(query, params)
         keys = list(result.keys())
         return [dict(zip(keys, row)) for row in result]  # not row._mapping: its key view was built per row
 
@@ -251,7 +269,7 @@ async def read_pages(engine: AsyncEngine, since: datetime, changed_after: dateti
     at start (a restart late in a busy day: hundreds of thousands of rows);
     converted and folded in one go they held the event loop (and every pop)
     for seconds.  Between pages the loop runs."""
-    names = [column.name for column in _page_order(changed_after)]
+    names = [column.name for column in _page_order(changed_after is not None)]
     after = None
     while True:
         rows = await read_rows(engine, since, changed_after, after=after, limit=page)
