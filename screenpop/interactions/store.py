@@ -282,15 +282,14 @@ def _upsert_batch(conn: Connection, batch: dict[str, InteractionRecord]) -> int:
     now = datetime.now(timezone.utc)
     rows = []
     for call_id, record in batch.items():
-        old = stored.get(call_id)
-        old_record = None if old is None else from_row(old)
-        old_row = None if old_record is None else to_row(old_record)
-        row = to_row(record if old_record is None else merge(old_record, record))
+        old = stored[call_id]  # its skeleton at least
+        old_record = from_row(old)
+        old_row, row = to_row(old_record), to_row(merge(old_record, record))
         if row == old_row:
             continue
         # Only the events move it: a lookup written late must not bring back
         # a call the supervisors' figures have settled (and count it again).
-        events_moved = old_row is None or any(row[name] != old_row[name] for name in EVENT_FIELDS)
+        events_moved = any(row[name] != old_row[name] for name in EVENT_FIELDS)
         row["events_written_at"] = now if events_moved else old.events_written_at
         rows.append(row)
     if rows:
