@@ -378,11 +378,11 @@ export function compareAgentIds(a, b) {
   return String(a).localeCompare(String(b), undefined, { numeric: true });
 }
 
-// Insert or replace the row of one agent in a tbody kept in id order.
 function agentRowOf(tbody, id) {
   return [...tbody.children].find((r) => r.dataset.agentId === id);
 }
 
+// Insert or replace the row of one agent in a tbody kept in id order.
 export function placeRow(tbody, row, id) {
   const old = agentRowOf(tbody, id);
   if (old) {
