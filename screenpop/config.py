@@ -74,6 +74,14 @@ class SourceSettings:
     phones_query: str = ""
     record_query: str = ""
     fields: list[str] = field(default_factory=list)
+    # How this system stores phone numbers: numbers without a country code are
+    # read in this region ("" : the [lookup] default_region).  Systems of one
+    # company often differ (a US CRM beside a Spanish billing system).
+    default_region: str = ""
+    # Human labels for the fields this source puts on the card
+    # ({account_status = "Account status"}); a field without one is labelled
+    # from its name.
+    labels: dict[str, str] = field(default_factory=dict)
     deadline_ms: int = 0  # 0: the [lookup] deadline
     token: str = ""
     token_file: str = ""
@@ -357,6 +365,12 @@ def _read_secret_file(section: Any, keys: tuple[str, ...] = ("secret", "token"))
                 raise ConfigError(f"cannot read {key}_file {path}: {exc.strerror}") from None
 
 
+def _is_region(code: str) -> bool:
+    import phonenumbers
+
+    return code.upper() in phonenumbers.SUPPORTED_REGIONS
+
+
 def _check(settings: Settings) -> None:
     import re
 
@@ -405,6 +419,10 @@ def _check(settings: Settings) -> None:
             raise ConfigError(f"sources[{i}] ({source.name}): a sql source needs dsn, phones_query and record_query")
         if source.kind == "http" and not source.url:
             raise ConfigError(f"sources[{i}] ({source.name}): an http source needs url")
+        if not isinstance(source.labels, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in source.labels.items()):
+            raise ConfigError(f"sources[{i}] ({source.name}): labels must be a table of field = \"Label\"")
+        if source.default_region and not _is_region(source.default_region):
+            raise ConfigError(f"sources[{i}] ({source.name}): default_region {source.default_region!r} is not a region code phonenumbers knows (e.g. ES, US)")
     codes = settings.interactions.dispositions
     if not codes or len(set(codes)) != len(codes) or not all(c.strip() and len(c) <= 64 for c in codes):
         raise ConfigError("interactions.dispositions must be a non-empty list of distinct codes of 1 to 64 characters")
