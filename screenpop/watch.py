@@ -16,7 +16,6 @@ import json
 import random
 import sys
 import time
-import unicodedata
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -24,6 +23,8 @@ import aiohttp
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 from yarl import URL
+
+from screenpop.terminal import printable
 
 SESSION_PATH = "/api/v1/session"
 WS_PATH = "/ws"
@@ -335,6 +336,7 @@ def _compact(value: Any) -> str:
 
 
 def _clean(text: str, limit: int = 200) -> str:
-    """Printable text only: control and format characters become '?', long values are cut."""
-    cleaned = "".join("?" if unicodedata.category(ch) in ("Cc", "Cf", "Cs") else ch for ch in text[: limit + 1])
+    """Printable text only (control and format characters shown as escapes,
+    :func:`screenpop.terminal.printable`); long values are cut."""
+    cleaned = printable(text[: limit + 1])
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"

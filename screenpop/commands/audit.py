@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import json
 
+from screenpop.terminal import printable
+
 
 def register(subparsers) -> None:
     audit = subparsers.add_parser("audit", help="the audit log: who opened which card, who changed what; purge old entries")
@@ -35,7 +37,7 @@ def register(subparsers) -> None:
 def _shown(value) -> str:
     """A stored value for the terminal: control characters (escape sequences a
     hostile caller name could carry) shown as escapes, never sent raw."""
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(value))
+    return printable(str(value))
 
 
 def cmd_audit(args) -> int:
