@@ -75,7 +75,10 @@ class Authenticator:
     def __init__(self, store, settings: AuthSettings, billing_tokens: BearerTokens | None = None, *, monotonic: Callable[[], float] = time.monotonic):
         self.store = store  # screenpop.auth.store.AccountStore, built with policies(settings)
         self.settings = settings
-        self.billing_tokens = billing_tokens or BearerTokens()
+        # ``is None``, not ``or``: the database's token set is falsy until its
+        # first reload (and whenever no token is active), and must still be the
+        # one checked, or a token made by ``screenpop tokens create`` is never seen.
+        self.billing_tokens = billing_tokens if billing_tokens is not None else BearerTokens()
         self.monotonic = monotonic
         self.by_address = FailureWindow(settings.rate_limit_failures, settings.rate_limit_window_seconds)
         # Same threshold as the database lockout (the store's, should it differ
