@@ -13,6 +13,8 @@ import math
 import sys
 from typing import Any, TextIO
 
+from screenpop.terminal import printable
+
 
 def register(sub) -> None:
     config = argparse.ArgumentParser(add_help=False)
@@ -38,14 +40,20 @@ def register(sub) -> None:
 
 
 def cmd_lookup(args) -> int:
-    from screenpop.cli import settings_from
+    from screenpop.cli import UsageError, settings_from
 
     settings = settings_from(args)
+    if not settings.sources:
+        # Every number would be "Unknown caller": an answer that looks like
+        # data when it is a configuration mistake.
+        where = getattr(args, "config", None) or "the default configuration (no --config)"
+        raise UsageError(f"no sources configured in {where}; add [[sources]] tables (see config/demo.toml) "
+                         "or pass --config with a file that has them")
     if args.deadline_ms is not None:
         settings.lookup.deadline_ms = args.deadline_ms
     card = asyncio.run(_lookup(settings, args.number))
     if args.json:
-        print(json.dumps(card.to_dict(), ensure_ascii=False, indent=2))
+        print(json_printable(json.dumps(card.to_dict(), ensure_ascii=False, indent=2)))
     else:
         print(describe_card(card))
     return 0
@@ -65,7 +73,10 @@ async def _lookup(settings, number: str):
 
 
 def describe_card(card) -> str:
-    """The card as an operator reads it in a terminal (no escaping needed there)."""
+    """The card as an operator reads it in a terminal.  Every line is passed
+    through :func:`screenpop.terminal.printable`: names and fields come from
+    callers and business systems, and an escape sequence in them must not
+    reach the operator's terminal raw."""
     headline = {"known": "Known caller", "multiple": "Several customers", "unknown": "Unknown caller", "withheld": "Withheld number"}
     lines = [f"{headline.get(card.status, card.status)}: {card.e164 or '-'} (received {card.caller_number!r}, {card.number_kind})"]
     for i, person in enumerate(card.persons, 1):
@@ -84,7 +95,25 @@ def describe_card(card) -> str:
         took = f" {status.elapsed_ms:.0f} ms" if status.elapsed_ms is not None else ""
         why = f": {status.detail}" if status.detail else ""
         lines.append(f"  source {name}: {status.status}{took}{why}")
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)
+
+
+def json_printable(text: str) -> str:
+    """JSON text with every character a terminal would act on written as a
+    JSON escape (``\\u202e``, ``\\u009b``): the same value for a parser,
+    nothing raw for the terminal.  ``json.dumps`` escapes only C0 controls.
+    Outside strings JSON has only spaces and newlines, which stay."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch == "\n" else _json_escape(ch) for ch in text)
+
+
+def _json_escape(ch: str) -> str:
+    code = ord(ch)
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 def _records(keys: dict[str, list[str]]) -> str:

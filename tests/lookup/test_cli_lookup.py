@@ -124,3 +124,31 @@ def test_index_rebuild_failure_exits_1(tmp_path):
     assert "no [bus] redis_url" in result.stderr
     bad = run("index", "rebuild", "--source", "nope", "--config", str(config))
     assert bad.returncode == 2 and "no source named nope" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_lookup_without_sources_is_an_error_not_an_unknown_caller(tmp_path):
+    empty = tmp_path / "nosources.toml"
+    empty.write_text('[lookup]\ndefault_region = "ES"\n', encoding="utf-8")
+    result = run("lookup", "+34912345678", "--config", str(empty))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"screenpop: no sources configured in {empty}; ")
+    assert len(result.stderr.strip().splitlines()) == 1 and "Unknown caller" not in result.stdout
+
+
+def test_lookup_output_neutralises_control_characters(tmp_path):
+    import sqlite3
+
+    sales, billing = sqlite_world(tmp_path)
+    with sqlite3.connect(sales) as db:
+        db.execute("UPDATE customers SET name = ? WHERE id = 6", ("Eve\x1b]0;pwned\x07\x1b[2J\x9b1m\nsource billing: ok",))
+    config = write_config(tmp_path / "c.toml", sales, sqlite_dsn(billing), "SELECT account_no, email FROM accounts WHERE account_no = :key")
+    text = run("lookup", "+34699999999", "--config", str(config))
+    assert text.returncode == 0, text.stderr
+    for raw in ("\x1b", "\x07", "\x9b", "\u202e"):
+        assert raw not in text.stdout
+    assert "Eve\\x1b]0;pwned\\x07\\x1b[2J\\x9b1m\\nsource billing: ok" in text.stdout
+    assert len([line for line in text.stdout.splitlines() if line.startswith("  source billing")]) == 1  # no forged line
+    as_json = run("lookup", "+34699999999", "--json", "--config", str(config))
+    for raw in ("\x1b", "\x07", "\x9b", "\u202e"):
+        assert raw not in as_json.stdout
+    assert json.loads(as_json.stdout)["persons"][0]["name"].startswith("Eve\x1b]0;pwned")  # same value for a parser
