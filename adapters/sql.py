@@ -47,6 +47,7 @@ from adapters.values import jsonable, jsonable_row
 
 log = logging.getLogger(__name__)
 
+CLIENT_GRACE = 1.0  # seconds the client waits past the server's statement_timeout
 _NO_KEY = object()  # the key cannot exist in a column of this type
 _PG_KEY_TYPES: dict[str, Callable[[str], Any]] = {
     "int2": int,
@@ -145,12 +146,22 @@ class SqlSource:
     async def fetch(self, key: str) -> dict[str, Any] | None:
         """The record of ``key`` (None: no such record).
 
-        A caller that stops waiting (the lookup's deadline cancels this) does
-        not cancel the query itself: it finishes in the background, bounded
-        by ``record_timeout``, and its connection goes back to the pool.  A
-        cancellation landing inside the pool's checkout or the driver's call
-        loses the connection instead (SQLAlchemy terminates it when the
-        garbage collector finds it), and the next fetch pays a new one."""
+        A caller that stops waiting (the lookup's deadline cancels this)
+        stops the query at the source, so a slow database never collects
+        queries nobody waits for:
+
+        * SQLite: the read is interrupted in SQLite itself
+          (:class:`adapters.sqlite_reader.SqliteReader`).
+        * PostgreSQL: the connection's ``statement_timeout`` is
+          ``record_timeout``, which the lookup sets to the moment it gives up
+          on the source (its deadline, plus the time late data is still
+          taken in the service), so the server cancels the statement then.
+          Meanwhile the query runs on, detached, and its connection goes back
+          to the pool whole: cancelling inside the driver's call would lose
+          the connection (SQLAlchemy terminates it when the garbage collector
+          finds it) and the next fetch would pay a new one."""
+        if self._sqlite is not None:
+            return await self._fetch_sqlite(key)
         query = asyncio.ensure_future(self._fetch(key))
         try:
             return await asyncio.shield(query)
@@ -166,11 +177,12 @@ class SqlSource:
             query.exception()  # retrieved: nobody waits for it any more
 
     async def _fetch(self, key: str) -> dict[str, Any] | None:
-        if self._sqlite is not None:
-            return await self._fetch_sqlite(key)
         phase = "connect"
         try:
-            async with asyncio.timeout(self._record_timeout):
+            # The server's statement_timeout cuts the query at record_timeout
+            # and keeps the connection; this client-side limit, a little
+            # later, only covers a server or network that stopped answering.
+            async with asyncio.timeout(self._record_timeout + CLIENT_GRACE):
                 async with self._reader.connect() as conn:
                     phase = "record_query"
                     param = await self._key_param(conn, key)

@@ -8,6 +8,11 @@ query took hundreds of milliseconds, missed the lookup's deadline and opened
 the breaker.  Here the whole read (open if needed, query, first row) is one
 function run on a small thread pool, and the loop is woken once.
 
+A read whose caller stops waiting (the lookup's deadline passed, the
+process is closing) is interrupted in SQLite itself
+(``sqlite3.Connection.interrupt``): a runaway query would otherwise keep its
+worker thread, and the process that wants to exit, for as long as it runs.
+
 Each worker thread keeps its own connection to the file (read-only URI, so
 a missing file is an error, never a new empty database).  A connection is
 used only while the path is still the file it opened (device and inode): a
@@ -30,6 +35,16 @@ class ConnectFailed(Exception):
     not its query."""
 
 
+class _Read:
+    """One read in progress: the connection running it, while it runs."""
+
+    __slots__ = ("conn", "abandoned")
+
+    def __init__(self) -> None:
+        self.conn: sqlite3.Connection | None = None
+        self.abandoned = False
+
+
 class SqliteReader:
     def __init__(self, path: str, sql: str, *, name: str = "sqlite", workers: int = 4, busy_timeout: float = 5.0):
         self.path = path
@@ -39,15 +54,34 @@ class SqliteReader:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._open: list[sqlite3.Connection] = []
+        self._running: set[_Read] = set()
 
     async def first_row(self, params: dict[str, Any]) -> dict[str, Any] | None:
-        """The query's first row as a mapping of column to value (None: no row)."""
-        future = self._executor.submit(self._read, params)
-        return await asyncio.wrap_future(future)
+        """The query's first row as a mapping of column to value (None: no row).
+
+        Cancelled (the caller's deadline), the read is interrupted in SQLite
+        and its thread is free at once."""
+        read = _Read()
+        future = self._executor.submit(self._read, params, read)
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            self._interrupt(read)
+            raise
+
+    @property
+    def running(self) -> int:
+        """Reads executing in SQLite right now (tests, diagnostics)."""
+        with self._lock:
+            return sum(1 for read in self._running if read.conn is not None)
 
     async def close(self) -> None:
-        """Wait for reads in progress (each bounded by the busy timeout), then
-        close every thread's connection."""
+        """Interrupt reads in progress, wait for their threads, then close
+        every thread's connection."""
+        with self._lock:
+            running = list(self._running)
+        for read in running:
+            self._interrupt(read)
         await asyncio.get_running_loop().run_in_executor(None, lambda: self._executor.shutdown(wait=True, cancel_futures=True))
         with self._lock:
             conns, self._open = self._open, []
@@ -56,16 +90,35 @@ class SqliteReader:
 
     # ------------------------------------------------------------ worker side
 
-    def _read(self, params: dict[str, Any]) -> dict[str, Any] | None:
+    def _interrupt(self, read: _Read) -> None:
+        """Stop ``read`` in SQLite.  Under the lock the worker takes to leave
+        the read, so the interrupt can never land on the next read of the
+        same connection."""
+        with self._lock:
+            read.abandoned = True
+            if read.conn is not None:
+                read.conn.interrupt()
+
+    def _read(self, params: dict[str, Any], read: _Read) -> dict[str, Any] | None:
         conn = self._connection()
-        cursor = conn.execute(self.sql, params)
+        with self._lock:
+            if read.abandoned:
+                return None  # nobody waits for it any more
+            read.conn = conn
+            self._running.add(read)
+        cursor = None
         try:
+            cursor = conn.execute(self.sql, params)
             row = cursor.fetchone()
             if row is None:
                 return None
             return dict(zip([d[0] for d in cursor.description], row))
         finally:
-            cursor.close()
+            with self._lock:
+                read.conn = None
+                self._running.discard(read)
+            if cursor is not None:
+                cursor.close()
 
     def _connection(self) -> sqlite3.Connection:
         current = file_identity(self.path)

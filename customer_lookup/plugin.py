@@ -189,6 +189,19 @@ class LookupRuntime:
             await self._redis_owned.aclose()
 
 
+_TIMEOUT_OPTION = {"sql": "record_timeout", "http": "timeout"}  # each adapter's name for its per-fetch limit
+
+
+def give_up_seconds(lookup, source, waits_late: bool) -> float:
+    """When the lookup stops waiting for ``source``: its deadline, plus
+    ``late_ms`` when late data is still taken in.  A query still running
+    then is wasted work on the company's database; the adapter stops it
+    there (SQLite interrupt, PostgreSQL statement_timeout, HTTP request
+    closed), so a slow source never piles up queries."""
+    deadline = (source.deadline_ms or lookup.deadline_ms) / 1000
+    return deadline + (lookup.late_ms / 1000 if waits_late else 0.0)
+
+
 async def build_lookup(
     settings,
     *,
@@ -197,6 +210,7 @@ async def build_lookup(
     prefix: str | None = None,
     sources: list | None = None,
     source_options: dict[str, Any] | None = None,
+    waits_late: bool = True,
 ) -> LookupRuntime:
     """Everything the lookup needs, from ``settings`` (``screenpop.config.Settings``).
 
@@ -204,6 +218,10 @@ async def build_lookup(
     and ``[bus] redis_url`` is set, one is opened here (and closed by
     ``close()``).  ``history``: async e164 -> earlier calls, newest first.
     ``sources``: ready-made sources instead of ``[[sources]]`` (tests, demo).
+    ``waits_late``: the lookup takes in late data (the service, ``late_ms``
+    past the deadline); False for a one-shot lookup (the CLI) that gives up
+    at the deadline.  Either way each source is told when it is given up on
+    (:func:`give_up_seconds`), so its query is stopped there, at the source.
     Nothing is built until :meth:`LookupRuntime.start`.
     """
     from adapters.base import build_source
@@ -216,7 +234,10 @@ async def build_lookup(
 
         redis = owned = aioredis.from_url(settings.bus.redis_url)
     if sources is None:
-        sources = [build_source(s, **(source_options or {})) for s in settings.sources]
+        sources = [
+            build_source(s, **{_TIMEOUT_OPTION.get(s.kind, "timeout"): give_up_seconds(lookup, s, waits_late), **(source_options or {})})
+            for s in settings.sources
+        ]
     if redis is not None:
         from customer_lookup.index_redis import RedisPhoneIndex
 

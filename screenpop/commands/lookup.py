@@ -186,6 +186,8 @@ async def _runtime(settings):
     from screenpop.cli import UsageError
 
     try:
-        return await build_lookup(settings)
+        # One-shot: the card is printed at the deadline, and each source's
+        # query is stopped there too, so the process exits then.
+        return await build_lookup(settings, waits_late=False)
     except ValueError as exc:  # a source the adapters refuse (no :key in record_query, bad url)
         raise UsageError(str(exc)) from None
