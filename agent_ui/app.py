@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from agent_ui import access, api, audit_api, auth, billing, jsonio, openapi, pages, supervisor_pages, ws
+from customer_lookup.balances import find_account
 from screenpop.metrics import CONTENT_TYPE_LATEST
 from screenpop.security.plugin import SECURITY, Security
 from screenpop.supervision import http as supervision_http
@@ -48,7 +49,8 @@ def build_app(service: ScreenpopService) -> web.Application:
     audit_api.setup(add_route, security.audit_store, security.audit, remote=remote)
 
     billing.setup(app, tokens=tokens, balances=service.lookup.balances,
-                  on_balance=lambda balance: service.lookup.on_balance(balance, service.live.card_changed))
+                  on_balance=lambda balance: service.lookup.on_balance(balance, service.live.card_changed),
+                  find_account=lambda account: find_account(account, service.lookup.sources, service.lookup.balances))
     registry.declare("PUT", billing.ROUTE, access.BILLING_TOKEN)
     supervision_http.setup(app, add_route, service.live, store=service.interactions.store,
                            wallboard_token=s.supervision.wallboard_token, tz=s.supervision.timezone,
@@ -66,7 +68,7 @@ def build_app(service: ScreenpopService) -> web.Application:
     async def metrics(request: web.Request) -> web.Response:
         return web.Response(body=service.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    document = openapi.spec()
+    document = openapi.spec(dispositions)
     document["paths"].update(supervision_openapi.paths())
     document["components"]["schemas"].update(supervision_openapi.schemas())
     document["paths"].update(audit_api.openapi_paths())

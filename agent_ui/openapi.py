@@ -4,7 +4,9 @@ Written by hand next to the handlers (agent_ui/api.py) and checked against
 the app's routes by a test, so the document cannot drift from what runs."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
+
+from customer_lookup.balances import ISO_4217
 
 ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
 BEARER_OR_COOKIE = [{"session": []}, {"bearer": []}]
@@ -15,7 +17,7 @@ def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
 
 
 def _errors(*codes: int) -> dict[str, Any]:
-    text = {400: "Invalid input", 401: "Not logged in", 403: "Not allowed for this role", 404: "Not found", 413: "Body too large", 415: "Not JSON", 429: "Too many failed logins", 503: "Dependency unavailable"}
+    text = {400: "Invalid input", 401: "Not logged in", 403: "Not allowed for this role", 404: "Not found", 409: "Conflicts with the stored state", 413: "Body too large", 415: "Not JSON", 422: "Refused value", 429: "Too many failed logins", 503: "Dependency unavailable"}
     return {str(code): _json({"$ref": "#/components/schemas/Error"}, text[code]) for code in codes}
 
 
@@ -78,7 +80,7 @@ BALANCE = {
     "type": "object",
     "properties": {
         "balance": {"type": ["string", "number"], "pattern": "^[+-]?[0-9]{1,12}(\\.[0-9]+)?$", "exclusiveMinimum": -1e12, "exclusiveMaximum": 1e12, "description": "decimal amount; negative is credit"},
-        "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+        "currency": {"type": "string", "enum": sorted(ISO_4217), "description": "ISO 4217, and the account's own currency (422 otherwise)"},
         "as_of": {"type": ["string", "null"], "format": "date-time", "description": "with a time zone, not in the future; absent or null: now"},
         "overdue_amount": {"type": ["string", "number", "null"], "pattern": "^[+]?[0-9]{1,12}(\\.[0-9]+)?$", "minimum": 0, "exclusiveMaximum": 1e12, "description": "absent or null: 0"},
     },
@@ -91,7 +93,33 @@ CALL_ID = {"name": "call_id", "in": "path", "required": True, "schema": {"type":
 DATE_OR_EMPTY = {"type": "string", "anyOf": [{"format": "date"}, {"maxLength": 0}]}
 
 
-def spec() -> dict[str, Any]:
+def _outcome(dispositions: Iterable[str] | None) -> dict[str, Any]:
+    """The outcome body; ``disposition`` enumerates the configured codes
+    (``[interactions] dispositions``): the server refuses any other."""
+    if not dispositions:
+        return OUTCOME
+    disposition = {**OUTCOME["properties"]["disposition"], "enum": list(dispositions)}
+    return {**OUTCOME, "properties": {**OUTCOME["properties"], "disposition": disposition}}
+
+
+BALANCE_PUSHED = {
+    "type": "object",
+    "properties": {"account": {"type": "string"}, "balance": {"type": "string"}, "currency": {"type": "string"},
+                   "as_of": {"type": "string", "format": "date-time"}, "cards_updated": {"type": "integer", "minimum": 0}},
+    "required": ["account", "balance", "currency", "as_of", "cards_updated"],
+}
+BALANCE_RULES = (
+    "The account must exist: a billing source (a [[sources]] entry whose fields declare `currency` and `account_no` "
+    "or `account`) has a record with that key, or a balance was pushed for it before; otherwise 404 (with no "
+    "billing source configured every account is taken). 422: the currency is not ISO 4217 or not the account's "
+    "(the billing source's `currency`, else the stored balance's). 409: `as_of` is older than the stored balance's; "
+    "nothing changes (the same `as_of` again is taken: a retry). 503: the balance store, or every billing source, "
+    "cannot be reached; retry."
+)
+
+
+def spec(dispositions: Iterable[str] | None = None) -> dict[str, Any]:
+    """The document; ``dispositions``: the configured disposition codes."""
     search_params = [
         {"name": name, "in": "query", "required": False, "schema": schema}
         for name, schema in [
@@ -109,7 +137,7 @@ def spec() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "screenpop", "version": "1", "description": "Call-center screen pop: interactions, current calls, pops, billing push."},
         "components": {
-            "schemas": {"Error": ERROR, "Interaction": INTERACTION, "Note": NOTE, "Outcome": OUTCOME, "Balance": BALANCE},
+            "schemas": {"Error": ERROR, "Interaction": INTERACTION, "Note": NOTE, "Outcome": _outcome(dispositions), "Balance": BALANCE},
             "securitySchemes": {
                 "session": {"type": "apiKey", "in": "cookie", "name": "screenpop_session"},
                 "bearer": {"type": "http", "scheme": "bearer"},
@@ -184,10 +212,11 @@ def spec() -> dict[str, Any]:
             "/api/v1/billing/balances/{account}": {
                 "put": {
                     "summary": "A billing system pushes an account's balance",
+                    "description": BALANCE_RULES,
                     "security": [{"bearer": []}],
                     "parameters": [{"name": "account", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"}}],
                     "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Balance"}}}},
-                    "responses": {"200": _json({"type": "object"}), **_errors(400, 401, 413, 415, 503)},
+                    "responses": {"200": _json(BALANCE_PUSHED), **_errors(400, 401, 404, 409, 413, 415, 422, 503)},
                 }
             },
             "/api/v1/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": _json({"type": "object"})}}},
