@@ -65,6 +65,7 @@ class Ingest:
         self._reconciled = False
 
     async def start(self, restored: list[dict[str, Any]] = ()) -> None:
+        from customer_lookup.display import CardDisplay
         from screenpop.orchestrator import Orchestrator
         from screenpop.supervision.plugin import Supervision
         from telephony.agents import AgentResolver
@@ -77,7 +78,8 @@ class Ingest:
         self.orchestrator = Orchestrator(self.lookup, self.delivery, writer, metrics=self.metrics,
                                          default_timing=s.pop.timing,
                                          pop_timing={queue: "answer" for queue in s.pop.on_answer_queues},
-                                         on_card=self.supervision.on_card, on_change=self.on_change)
+                                         on_card=self.supervision.on_card, on_change=self.on_change,
+                                         display=CardDisplay.from_settings(s))
         if restored:
             count = self.orchestrator.restore(list(restored))
             log.info("ingest took up calls in progress count=%d", count)

@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Protocol
 
 from customer_lookup.card import CustomerCard, card_from_dict
+from customer_lookup.display import CardDisplay
 from screenpop.metrics import ServiceMetrics
 from telephony.events import (
     CallAbandoned,
@@ -97,12 +98,16 @@ class Orchestrator:
         default_timing: str = POP_ON_RING,
         on_card: Callable[[str, CustomerCard], None] | None = None,
         on_change: Callable[[ActiveCall], None] | None = None,
+        display: CardDisplay | None = None,
     ):
         """``on_card(call_id, card)`` hears every card a call gets (the lookup,
         late data, a pushed balance): the supervisors' view names the caller.
         ``on_change(call)`` hears every change of a call's state once it is
-        applied (the live call state other nodes read)."""
+        applied (the live call state other nodes read).  ``display``: how
+        numbers and fields are written for the agents (default: the
+        lookup's region, labels from the field names)."""
         self.lookup = lookup
+        self.display = display or CardDisplay(region=getattr(lookup, "default_region", None) or "ES")
         self.on_card = on_card
         self.on_change = on_change
         self.delivery = delivery
@@ -136,7 +141,7 @@ class Orchestrator:
 
     def pops_for(self, agent_id: str) -> list[dict[str, Any]]:
         """The pops an agent's screen should show right now (reconnect replay)."""
-        return [pop_message(c, agent_id) for c in self.calls.values() if agent_id in c.popped and not c.ended]
+        return [pop_message(c, agent_id, self.display) for c in self.calls.values() if agent_id in c.popped and not c.ended]
 
     def calls_snapshot(self) -> list[dict[str, Any]]:
         """Calls in progress, for the API: who is calling, where, whose screens show it."""
@@ -304,7 +309,7 @@ class Orchestrator:
             except Exception:
                 log.exception("lookup failed call_id=%s", call.call_id)
         call.popped.add(agent)
-        self._send(agent, pop_message(call, agent))
+        self._send(agent, pop_message(call, agent, self.display))
         self.metrics.pops_sent.inc()
         self.metrics.pop_latency.observe(max(0.0, time.time() - _epoch(event.ts)))
         log.info("pop sent call_id=%s agent=%s customer=%s", call.call_id, agent, call.card.status if call.card else "none")
@@ -319,8 +324,9 @@ class Orchestrator:
     def _send_card(self, call: ActiveCall) -> int:
         if call.card is None:
             return 0
+        card = self.display.card(call.card.to_dict())
         for agent in sorted(call.popped):
-            self._send(agent, {"type": "card", "call_id": call.call_id, "card": call.card.to_dict()})
+            self._send(agent, {"type": "card", "call_id": call.call_id, "card": card})
             self.metrics.card_updates.inc()
         return len(call.popped)
 
@@ -331,13 +337,16 @@ class Orchestrator:
             log.exception("delivery failed agent=%s type=%s call_id=%s", agent, message.get("type"), message.get("call_id"))
 
 
-def pop_message(call: ActiveCall, agent: str) -> dict[str, Any]:
+def pop_message(call: ActiveCall, agent: str, display: CardDisplay | None = None) -> dict[str, Any]:
+    """The pop for ``agent``; numbers and labels written as ``display`` says
+    (the raw number and E.164 stay beside them)."""
+    display = display or CardDisplay()
     return {
         "type": "pop",
         "call_id": call.call_id,
         "queue": call.queue,
-        "caller": {"number": call.caller_number, "name": call.caller_name, "e164": call.card.e164 if call.card else None},
-        "card": call.card.to_dict() if call.card else None,
+        "caller": display.caller(call.caller_number, call.caller_name, call.card.e164 if call.card else None),
+        "card": display.card(call.card.to_dict()) if call.card else None,
         "state": "answered" if call.answered_by == agent else "ringing",
         "transferred_from": call.transferred_from,
         "answered_at": call.answered_at if call.answered_by == agent else None,

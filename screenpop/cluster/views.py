@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from customer_lookup.card import card_from_dict
+from customer_lookup.display import CardDisplay
 from screenpop.cluster.bus import COMMANDS
 from screenpop.ingest import supervisor_key
 from screenpop.orchestrator import ActiveCall, call_summary, pop_message
@@ -77,7 +78,9 @@ class LiveView:
         if self.node.livecalls is None:
             return []
         states = await self.node.livecalls.for_agent(agent_id)
-        return [pop_message(ActiveCall.from_state(state), agent_id) for state in states]
+        settings = getattr(self.node, "settings", None)  # a test's bare node has none: default display
+        display = CardDisplay.from_settings(settings) if settings is not None else None
+        return [pop_message(ActiveCall.from_state(state), agent_id, display) for state in states]
 
     async def calls_snapshot(self) -> list[dict[str, Any]]:
         if self._orchestrator is not None:

@@ -68,7 +68,7 @@ async def test_ring_all_pops_both_agents_and_retracts_the_one_who_did_not_answer
     assert delivery.to("1001") == [("pop", None), ("call", "answered"), ("call", "ended")]
     assert delivery.to("1002") == [("pop", None), ("retract", "answered elsewhere")]
     pop = next(m for a, m in delivery.sent if a == "1001" and m["type"] == "pop")
-    assert pop["caller"] == {"number": "+34912345678", "name": "Ana Garcia", "e164": "+34912345678"}
+    assert pop["caller"] == {"number": "+34912345678", "display": "912 34 56 78", "name": "Ana Garcia", "e164": "+34912345678"}
     assert pop["queue"] == "support" and pop["card"]["persons"][0]["name"] == "Customer +34912345678"
     assert lookup.calls == ["+34912345678"]  # one lookup per call, started at call.queued
     assert orchestrator.calls == {}
