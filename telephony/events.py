@@ -31,6 +31,12 @@ class CallEvent:
         return out
 
 
+# How the caller's identity may be shown: ``allowed``; ``restricted`` (the
+# caller asked to hide it: the number and name are null, whatever Asterisk
+# still carries in its other headers); ``unavailable`` (none was sent).
+PRESENTATIONS = ("allowed", "restricted", "unavailable")
+
+
 @dataclass(frozen=True, slots=True)
 class CallQueued(CallEvent):
     type: ClassVar[str] = "call.queued"
@@ -38,6 +44,7 @@ class CallQueued(CallEvent):
     caller_number: str | None
     caller_name: str | None
     position: int | None
+    presentation: str = "allowed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,12 +54,25 @@ class CallRinging(CallEvent):
     queue: str | None
     caller_number: str | None
     caller_name: str | None
+    presentation: str = "allowed"
+
+
+# Why a ring ended without this agent answering.  ``busy`` and
+# ``unavailable`` mean the phone never rang (DialEnd BUSY, CHANUNAVAIL,
+# CONGESTION at once): that agent was not "rung".
+MISSED_REASONS = ("no-answer", "busy", "unavailable", "answered-elsewhere", "abandoned", "cancelled")
+NEVER_RANG = frozenset({"busy", "unavailable"})
 
 
 @dataclass(frozen=True, slots=True)
 class CallMissed(CallEvent):
     type: ClassVar[str] = "call.missed"
     agent: str
+    reason: str = "no-answer"
+
+    @property
+    def never_rang(self) -> bool:
+        return self.reason in NEVER_RANG
 
 
 @dataclass(frozen=True, slots=True)

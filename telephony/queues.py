@@ -94,13 +94,10 @@ class QueueMonitor(QueueModel):
         ts = _epoch(event.ts) or self.last_ts
         self.last_ts = max(self.last_ts, ts)
         if isinstance(event, CallQueued):
-            self._callers[event.call_id] = (event.caller_number, event.caller_name)
-            for q in self._queues.values():
-                for w in q.waiting:
-                    if w.call_id == event.call_id:
-                        w.caller_number, w.caller_name = event.caller_number, event.caller_name
-                        changes.queues.add(q.name)
+            self._set_caller(event.call_id, event.caller_number, event.caller_name, changes)
         elif isinstance(event, CallRinging):
+            if event.presentation == "restricted":  # learnt from the agent legs: hide what QueueCallerJoin showed
+                self._set_caller(event.call_id, None, None, changes)
             self._set_activity(event.agent, event.call_id, RINGING, event.queue, ts, changes)
         elif isinstance(event, CallMissed):
             self._drop_activity(event.agent, event.call_id, ts, changes)
@@ -115,6 +112,16 @@ class QueueMonitor(QueueModel):
                 self._drop_activity(agent, event.call_id, ts, changes)
         self._settle(changes, ts)
         return changes
+
+    def _set_caller(self, call_id: str, number: str | None, name: str | None, changes: Changes) -> None:
+        """The caller as the tracker concluded (withheld, restricted), over
+        what the queue's own events carried."""
+        self._callers[call_id] = (number, name)
+        for q in self._queues.values():
+            for w in q.waiting:
+                if w.call_id == call_id and (w.caller_number, w.caller_name) != (number, name):
+                    w.caller_number, w.caller_name = number, name
+                    changes.queues.add(q.name)
 
     def resync(self, snapshot: Snapshot, now: float) -> Changes:
         """Asterisk's own lists after a (re)connect replace what we believed:
@@ -230,8 +237,32 @@ class QueueMonitor(QueueModel):
     # ------------------------------------------------------------ queue calls
 
     def _queue_call(self, event: AmiMessage) -> tuple[str | None, str, str]:
+        """The agent, call and queue an agent event is about.  ``AgentComplete``
+        comes without the caller's ``Channel``/``Uniqueid`` when the caller
+        hung up first (or after a restart): the agent leg's ``Dest*`` headers
+        still name the call."""
         agent = self._agent_of(event.get("Interface"), event.get("DestChannel"))
-        return agent, event.get("Linkedid") or event["Uniqueid"], event.get("Queue", "")
+        call_id = event.get("Linkedid") or event.get("DestLinkedid") or event.get("Uniqueid") or event.get("DestUniqueid")
+        if not call_id:
+            raise KeyError("Linkedid")
+        return agent, call_id, event.get("Queue", "")
+
+    def _on_agent_done(self, event: AmiMessage, ts: float, changes: Changes) -> None:
+        try:
+            agent, call_id, _ = self._queue_call(event)
+        except KeyError:
+            # Nothing names the call: the agent's talk in this queue is over.
+            agent, call_id = self._agent_of(event.get("Interface"), event.get("MemberName")), None
+        if agent is None:
+            return
+        if call_id is None:
+            queue = event.get("Queue") or None
+            talking = self._activity.get(agent, {})
+            ended = [c for c, a in talking.items() if a.state == ON_CALL and (queue is None or a.queue == queue)]
+        else:
+            ended = [call_id]
+        for current in ended:
+            self._drop_activity(agent, current, ts, changes)
 
     def _on_agent_called(self, event: AmiMessage, ts: float, changes: Changes) -> None:
         agent, call_id, queue = self._queue_call(event)
@@ -248,10 +279,6 @@ class QueueMonitor(QueueModel):
         if agent is not None:
             self._set_activity(agent, call_id, ON_CALL, queue or None, ts, changes)
 
-    def _on_agent_done(self, event: AmiMessage, ts: float, changes: Changes) -> None:
-        agent, call_id, _ = self._queue_call(event)
-        if agent is not None:
-            self._drop_activity(agent, call_id, ts, changes)
 
     # ------------------------------------------------------------ helpers
 

@@ -42,11 +42,19 @@ def read_chunks(stream) -> Iterator[bytes]:
         yield chunk
 
 
+MISSED_WORDS = {
+    "busy": "was busy (never rang)",
+    "unavailable": "was unreachable (never rang)",
+    "answered-elsewhere": "stopped ringing: answered elsewhere",
+    "abandoned": "stopped ringing: the caller hung up",
+}
+
+
 def describe(event: CallEvent) -> str:
     """One line of the human timeline."""
     d = event.to_dict()
     kind = event.type.removeprefix("call.")
-    caller = d.get("caller_number") or "withheld"
+    caller = d.get("caller_number") or ("restricted" if d.get("presentation") == "restricted" else "withheld")
     if d.get("caller_name"):
         caller += f' "{d["caller_name"]}"'
     queue = f" ({d['queue']})" if d.get("queue") else ""
@@ -55,7 +63,7 @@ def describe(event: CallEvent) -> str:
     elif kind == "ringing":
         detail = f"rings agent {d['agent']}{queue} for {caller}"
     elif kind == "missed":
-        detail = f"agent {d['agent']} did not answer"
+        detail = f"agent {d['agent']} {MISSED_WORDS.get(d.get('reason'), 'did not answer')}"
     elif kind == "answered":
         detail = f"agent {d['agent']} answers{queue} after {d['wait_seconds']}s"
     elif kind == "transferred":

@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 WITHHELD = frozenset({"", "<unknown>", "unknown", "anonymous", "restricted", "private", "withheld", "unavailable", "<unavailable>"})
 MAX_UPSTREAM_HOPS = 16
+# DialEnd statuses other than ANSWER and CANCEL -> CallMissed.reason
+DIAL_STATUS_REASONS = {"NOANSWER": "no-answer", "BUSY": "busy", "CHANUNAVAIL": "unavailable", "CONGESTION": "unavailable"}
 
 
 def _withheld(value: str | None) -> bool:
@@ -87,6 +89,8 @@ class _Call:
     transferred_out: bool = False
     customer_legs: set[str] = field(default_factory=set)
     ended: bool = False
+    presentation: str = "allowed"  # PRESENTATIONS: "restricted" once any leg says so
+    caller_leaving: bool = False  # a customer leg hung up or was asked to: rings it cancels are abandoned
 
 
 @dataclass(slots=True, eq=False)
@@ -117,10 +121,12 @@ class CallTracker:
         *,
         clock: Callable[[], float] | None = None,
         max_call_age: float = 6 * 3600.0,
+        honor_presentation: bool = True,
     ):
         import time
 
         self._agents = agents or AgentResolver()
+        self._honor_presentation = honor_presentation
         self._clock = clock or time.time
         self._max_call_age = max_call_age
         self._channels: dict[str, _Channel] = {}
@@ -144,6 +150,8 @@ class CallTracker:
             "BridgeEnter": self._on_bridge_enter,
             "BlindTransfer": self._on_blind_transfer,
             "AttendedTransfer": self._on_attended_transfer,
+            "HangupRequest": self._on_hangup_request,
+            "SoftHangupRequest": self._on_hangup_request,
             "Hangup": self._on_hangup,
         }
 
@@ -215,6 +223,29 @@ class CallTracker:
     def _on_newcallerid(self, event: AmiMessage, ts: float) -> None:
         channel = self._channel(event)
         channel.restricted = _restricted(event.get("CID-CallingPres", ""))
+        if channel.restricted and channel.call is not None and not channel.call.ended:
+            self._restrict(channel.call, ts, tell=True)
+
+    def _is_restricted(self, channel: _Channel) -> bool:
+        """Asterisk marks a withheld caller on the legs it dials (the agent
+        legs report ``CID-CallingPres: 35``), not on the caller's own channel."""
+        if not self._honor_presentation:
+            return False
+        peer = self._channels.get(channel.peer) if channel.peer else None
+        return channel.restricted or (peer is not None and peer.restricted)
+
+    def _restrict(self, call: _Call, ts: float, *, tell: bool) -> None:
+        """The caller's identity must be hidden from now on.  Events already
+        out carried the number (``call.queued`` comes before any agent leg
+        exists), so with ``tell`` the rings in progress are announced again
+        as restricted: every consumer scrubs the call on that key."""
+        if not self._honor_presentation or call.presentation == "restricted":
+            return
+        call.presentation, call.caller_number, call.caller_name = "restricted", None, None
+        log.info("caller restricted call_id=%s", call.call_id)
+        if tell:
+            for ring in call.rings.values():
+                self._emit(CallRinging(call.call_id, iso_utc(ts), ring.agent, ring.queue, None, None, "restricted"))
 
     def _on_rename(self, event: AmiMessage, ts: float) -> None:
         channel = self._channel(event)
@@ -256,19 +287,19 @@ class CallTracker:
                 return
             channel = self._channels[channel.upstream]
 
-    def _caller_id(self, channel: _Channel, event: AmiMessage) -> tuple[str | None, str | None]:
-        peer = self._channels.get(channel.peer) if channel.peer else None
-        if channel.restricted or (peer is not None and peer.restricted):
-            return None, None
+    def _caller_id(self, channel: _Channel, event: AmiMessage) -> tuple[str | None, str | None, str]:
+        if self._is_restricted(channel):
+            return None, None, "restricted"
         number, name = event.get("CallerIDNum"), event.get("CallerIDName")
-        return (None if _withheld(number) else number.strip()), (None if _withheld(name) else name.strip())
+        number = None if _withheld(number) else number.strip()
+        return number, (None if _withheld(name) else name.strip()), ("allowed" if number else "unavailable")
 
     def _start_call(self, channel: _Channel, event: AmiMessage, ts: float) -> _Call:
-        number, name = self._caller_id(channel, event)
+        number, name, presentation = self._caller_id(channel, event)
         call = self._calls.get(channel.linkedid)
         if call is not None and not call.ended:
             return call
-        call = _Call(channel.linkedid, number, name, started=ts, waiting_since=ts, touched=ts)
+        call = _Call(channel.linkedid, number, name, started=ts, waiting_since=ts, touched=ts, presentation=presentation)
         self._calls[call.call_id] = call
         self._claim_customer(channel, call)
         # The caller has waited since their first channel appeared.
@@ -294,7 +325,8 @@ class CallTracker:
         call.queue, call.was_queued, call.waiting_since, call.touched = queue, True, ts, ts
         position = event.get("Position", "")
         self._emit(
-            CallQueued(call.call_id, iso_utc(ts), queue, call.caller_number, call.caller_name, int(position) if position.isdigit() else None)
+            CallQueued(call.call_id, iso_utc(ts), queue, call.caller_number, call.caller_name,
+                       int(position) if position.isdigit() else None, call.presentation)
         )
 
     def _on_queue_leave(self, event: AmiMessage, ts: float) -> None:
@@ -307,7 +339,7 @@ class CallTracker:
         call = channel.call if channel is not None else None
         if call is None or call.ended or call.abandoned or call.first_answer is not None:
             return
-        self._miss_all(call, ts)
+        self._miss_all(call, ts, "abandoned")
         call.abandoned = True
         self._emit(CallAbandoned(call.call_id, iso_utc(ts), event.get("Queue") or call.queue, self._seconds(ts - call.waiting_since)))
 
@@ -383,19 +415,39 @@ class CallTracker:
             self._emit(CallTransferred(call.call_id, iso_utc(call.transfer.ts), call.transfer.from_agent, to_agent=agent))
             call.waiting_since, call.transfer = call.transfer.ts, None
         self._adopt(dest, "agent", call, agent)
+        if self._is_restricted(dest):
+            self._restrict(call, ts, tell=True)  # the rings before this one are told again
         call.rings[dest.uid] = _Ring(agent, queue)
         call.touched = ts
-        self._emit(CallRinging(call.call_id, iso_utc(ts), agent, queue, call.caller_number, call.caller_name))
+        self._emit(CallRinging(call.call_id, iso_utc(ts), agent, queue, call.caller_number, call.caller_name, call.presentation))
 
     def _on_dial_end(self, event: AmiMessage, ts: float) -> None:
         dest = self._channels.get(event.get("DestUniqueid", ""))
         if dest is None or dest.call is None or dest.uid not in dest.call.rings:
             return
-        if event.get("DialStatus") == "ANSWER":
+        status = event.get("DialStatus")
+        if status == "ANSWER":
             self._answer(dest.call, dest.uid, ts)
+            return
+        call = dest.call
+        if status == "CANCEL":
+            call.gave_up_ringing = True
+            reason = self._cancel_reason(call)
         else:
-            dest.call.gave_up_ringing = event.get("DialStatus") == "CANCEL"
-            self._miss(dest.call, dest.uid, ts)
+            call.gave_up_ringing = False
+            reason = DIAL_STATUS_REASONS.get(status or "", "no-answer")
+        self._miss(call, dest.uid, ts, reason)
+
+    @staticmethod
+    def _cancel_reason(call: _Call) -> str:
+        """Asterisk cancels a ring when another agent answered, when the
+        caller hangs up (the caller's HangupRequest comes just before), or
+        when the queue stops ringing for its own reasons."""
+        if call.first_answer is not None:
+            return "answered-elsewhere"
+        if call.caller_leaving:
+            return "abandoned"
+        return "cancelled"
 
     def _on_agent_connect(self, event: AmiMessage, ts: float) -> None:
         # Normally DialEnd ANSWER came first; this covers a lost DialEnd.
@@ -425,13 +477,13 @@ class CallTracker:
             call.first_answer = ts
         self._emit(CallAnswered(call.call_id, iso_utc(ts), ring.agent, ring.queue, self._seconds(ts - call.waiting_since)))
 
-    def _miss(self, call: _Call, leg: str, ts: float) -> None:
+    def _miss(self, call: _Call, leg: str, ts: float, reason: str) -> None:
         ring = call.rings.pop(leg)
-        self._emit(CallMissed(call.call_id, iso_utc(ts), ring.agent))
+        self._emit(CallMissed(call.call_id, iso_utc(ts), ring.agent, reason))
 
-    def _miss_all(self, call: _Call, ts: float) -> None:
+    def _miss_all(self, call: _Call, ts: float, reason: str) -> None:
         for leg in list(call.rings):
-            self._miss(call, leg, ts)
+            self._miss(call, leg, ts, reason)
 
     # -------------------------------------------------------------- transfers
 
@@ -494,6 +546,11 @@ class CallTracker:
 
     # ---------------------------------------------------------------- hangups
 
+    def _on_hangup_request(self, event: AmiMessage, ts: float) -> None:
+        channel = self._channels.get(event.get("Uniqueid", ""))
+        if channel is not None and channel.role == "customer" and channel.call is not None:
+            channel.call.caller_leaving = True
+
     def _on_hangup(self, event: AmiMessage, ts: float) -> None:
         self._hangup(event["Uniqueid"], ts)
 
@@ -508,8 +565,9 @@ class CallTracker:
         if call is None or call.ended:
             return
         if uid in call.rings:
-            self._miss(call, uid, ts)  # the leg died without a DialEnd
+            self._miss(call, uid, ts, self._cancel_reason(call) if call.caller_leaving or call.first_answer else "no-answer")  # died without a DialEnd
         if channel.role == "customer":
+            call.caller_leaving = call.caller_leaving or call.first_answer is None
             call.customer_legs.discard(uid)
             if not call.customer_legs:
                 self._end(call, ts)
@@ -517,7 +575,7 @@ class CallTracker:
     def _end(self, call: _Call, ts: float) -> None:
         if call.rings:
             call.gave_up_ringing = True  # the caller hung up on ringing phones
-            self._miss_all(call, ts)
+            self._miss_all(call, ts, "abandoned")
         if call.transfer is not None:
             self._emit(CallTransferred(call.call_id, iso_utc(ts), call.transfer.from_agent, to_number=call.transfer.target))
             call.transferred_out, call.transfer = True, None

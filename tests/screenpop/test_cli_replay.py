@@ -30,7 +30,9 @@ def test_replay_json_prints_one_valid_call_event_per_line():
         "caller_number": "+14155550100",
         "caller_name": "Bob Smith",
         "position": 1,
+        "presentation": "allowed",
     }
+    assert json.loads(lines[2])["reason"] == "no-answer"  # 1003's ring timed out (DialEnd NOANSWER)
 
 
 def test_replay_reads_standard_input_and_prints_a_timeline():
