@@ -81,8 +81,9 @@ async def run_demo(settings: Settings, *, rate: float, duration: float | None, s
         settings = replace(settings, web=replace(settings.web, port=port))
     service = ScreenpopService(settings)
     try:
-        url = await service.start()
+        url = await service.start(ready=False)  # /healthz says OK once the demo's users exist
         created = await ensure_demo_users(service.accounts, demo_users())
+        service.mark_ready()
         if timeline:
             _print_call_events(service, out, as_json, describe)
         _welcome(url, ami_port, rate, created)

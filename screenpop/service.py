@@ -37,7 +37,12 @@ class Health:
 class ScreenpopService:
     """One node.  Embedded (no ``[bus] redis_url``): it ingests from start to
     stop.  In a cluster: it serves sockets and HTTP always, and ingests while
-    it holds the ingester lease (see :mod:`screenpop.cluster`)."""
+    it holds the ingester lease (see :mod:`screenpop.cluster`).
+
+    Healthy means ready (``/healthz``): the node says OK only once it can
+    serve logins and pops, not when its port opens.  ``start(ready=False)``
+    lets the caller finish its own setup first (the demo creates its users)
+    and call :meth:`mark_ready`; a stopping node is not ready any more."""
 
     def __init__(self, settings: Settings, *, ami: bool = True):
         self.settings = settings
@@ -60,6 +65,8 @@ class ScreenpopService:
         self.gc_tuning = GcTuning()
         self._redis = self._lease_redis = None
         self._ingest_lock = asyncio.Lock()
+        self.ready = False  # start() done (and the caller's setup: mark_ready), not stopping
+        self._stopping = False
 
     # the ingesting parts, for callers that know they run on the ingester
     @property
@@ -80,8 +87,12 @@ class ScreenpopService:
 
     # ------------------------------------------------------------------ parts
 
-    async def start(self) -> str:
-        """Bring every part up; returns the URL the web app listens on."""
+    async def start(self, *, ready: bool = True) -> str:
+        """Bring every part up; returns the URL the web app listens on.
+
+        ``ready=False``: the node is up but ``/healthz`` says "starting" until
+        :meth:`mark_ready` (for a caller that still has to create what logins
+        need, as the demo its users)."""
         from agent_ui.app import build_app
         from agent_ui.auth import policies
         from agent_ui.hub import Hub
@@ -132,7 +143,16 @@ class ScreenpopService:
         self._tasks.append(asyncio.create_task(self.gc_tuning.run(), name="gc-tuning"))
         log.info("screenpop up node=%s url=%s ami=%s:%s storage=%s bus=%s", self.bus.node_id, self.url, s.ami.host,
                  s.ami.port, _safe_dsn(s.storage.dsn), "redis" if self._redis is not None else "in-process")
+        if ready:
+            self.mark_ready()
         return self.url
+
+    def mark_ready(self) -> None:
+        """Everything logins and pops need exists: ``/healthz`` may say OK
+        (once its dependencies do)."""
+        if not self._stopping:
+            self.ready = True
+            log.info("screenpop ready url=%s", self.url)
 
     async def _start_bus(self) -> None:
         from screenpop.cluster.bus import AGENTS, COMMANDS, SUPERVISORS, LocalBus, RedisBus
@@ -238,6 +258,7 @@ class ScreenpopService:
                 await self.livecalls.stop()
 
     async def stop(self) -> None:
+        self._stopping, self.ready = True, False  # a load balancer takes the node out first
         # The election loop stops first: resigning while it runs lets it win the
         # lease straight back (and promote a stopping node).
         for task in self._tasks:
@@ -263,10 +284,17 @@ class ScreenpopService:
     # ------------------------------------------------------------------ state
 
     async def health(self) -> Health:
+        """Every dependency, and ``node``: started (the store migrated, the
+        caller's setup done) and not stopping.  A node that ingests can pop
+        only with its AMI link up; an embedded node that should ingest and
+        does not yet cannot pop at all."""
         health = Health()
+        health.parts["node"] = {"ok": self.ready, "state": "ready" if self.ready else ("stopping" if self._stopping else "starting")}
         if self.ingest is not None and self.ingest.connection is not None:
             state = self.ingest.ami_state
             health.parts["ami"] = {"ok": state == "connected", "state": state}
+        elif self.with_ami and self._redis is None:
+            health.parts["ami"] = {"ok": False, "state": "not started"}
         if self.interactions is not None:
             stats = self.interactions.writer.stats
             health.parts["storage"] = {"ok": not stats.outage, "queued_writes": stats.pending, "spilled": stats.spilled}
