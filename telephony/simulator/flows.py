@@ -57,6 +57,7 @@ class CallBuilder:
         self.membership = membership or {}
         self.patience = patience
         self.busy: dict[str, list[float]] = {}  # agent id -> [first, last] offset it was tied up
+        self.talked: list[str] = []  # agents who answered, in order (their after-call work follows the call)
         self.queue: Queue | None = None
         self.joined_at = 0.0
         self.bridge: Bridge | None = None
@@ -76,7 +77,7 @@ class CallBuilder:
             self.tl.emit("QueueMemberStatus", Queue=queue.name, MemberName=agent.name, Interface=agent.interface,
                          StateInterface=agent.interface, Membership="static", Penalty=0, CallsTaken=0, LastCall=0,
                          LastPause=0, LoginTime=self.login_time, InCall=0, Status=status, Paused=0,
-                         PausedReason="", Ringinuse=int(queue.ringinuse), Wrapuptime=0)
+                         PausedReason="", Ringinuse=int(queue.ringinuse), Wrapuptime=int(agent.wrapup_seconds))
 
     def queue_event(self, name: str, leg: Leg, **headers: object) -> None:
         assert self.queue is not None
@@ -116,6 +117,8 @@ class CallBuilder:
         self.tl.newstate(leg.two, 6)
         self.tl.newstate(leg.one, 6)
         leg.answered_at = self.tl.offset
+        if leg.agent.id not in self.talked:
+            self.talked.append(leg.agent.id)
 
     def _bridge_up(self, leg: Leg, bridge: Bridge | None = None) -> None:
         """BridgeCreate/BridgeEnter/BRIDGEPEER as in support_answered.ami at 2.008 s."""

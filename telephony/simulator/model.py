@@ -17,12 +17,15 @@ class Agent:
     """An agent's phone and how its owner behaves when it rings.
 
     ``answer_after`` is None for an agent who never picks up (1003 in the
-    captures); scenarios can still override both timings per call."""
+    captures); scenarios can still override both timings per call.
+    ``wrapup_seconds`` is the after-call work: the queue does not ring the
+    agent for that long after a call they talked on (app_queue's wrapuptime)."""
 
     id: str
     name: str
     answer_after: float | None = 1.0
     talk_seconds: float = 4.0
+    wrapup_seconds: float = 0.0
 
     @property
     def interface(self) -> str:
@@ -30,20 +33,25 @@ class Agent:
         return f"Local/{self.id}@agents/n"
 
 
+STRATEGIES = ("ringall", "linear", "leastrecent")
+
+
 @dataclass(frozen=True, slots=True)
 class Queue:
     """One app_queue queue.  ``timeout`` is how long a member rings before the
-    queue gives up on it; ``retry`` the pause before it tries again."""
+    queue gives up on it; ``retry`` the pause before it tries again.
+    ``leastrecent`` rings the free member idle the longest (what most real
+    centers use: one phone rings, the load spreads over everyone)."""
 
     name: str
-    strategy: str  # "ringall" or "linear"
+    strategy: str  # one of STRATEGIES
     members: tuple[str, ...]
     timeout: float = 15.0
     retry: float = 1.0
     ringinuse: bool = False
 
     def __post_init__(self) -> None:
-        if self.strategy not in ("ringall", "linear"):
+        if self.strategy not in STRATEGIES:
             raise ValueError(f"queue {self.name}: unsupported strategy {self.strategy!r}")
 
 

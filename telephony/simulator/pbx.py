@@ -101,9 +101,28 @@ class PbxState:
                     break
         return found
 
-    def reserve(self, busy: Mapping[str, tuple[float, float]], start: float) -> None:
+    def next_free_member(self, queue: str, now: float) -> tuple[str | None, float]:
+        """The member whose reservation ends first, and when (``now`` if one is
+        free already): who a caller waiting in ``queue`` will be offered to.
+        Reservations are made when calls are planned, so this is known ahead."""
+        best, at = None, float("inf")
+        for agent in self.queues[queue].members:
+            until = max(self.busy_until.get(agent, 0.0), now)
+            if until < at:
+                best, at = agent, until
+        return best, at
+
+    def idle_first(self, agents: Iterable[str]) -> list[str]:
+        """``agents`` longest idle first (app_queue's leastrecent)."""
+        return sorted(agents, key=lambda agent: self.busy_until.get(agent, 0.0))
+
+    def reserve(self, busy: Mapping[str, tuple[float, float]], start: float,
+                after: Mapping[str, float] | None = None) -> None:
+        """Book each agent until the end of its part in a call starting at
+        ``start``, plus ``after`` seconds of after-call work for those given."""
         for agent, (_, last) in busy.items():
-            self.busy_until[agent] = max(self.busy_until.get(agent, 0.0), start + last)
+            until = start + last + (after or {}).get(agent, 0.0)
+            self.busy_until[agent] = max(self.busy_until.get(agent, 0.0), until)
 
     # --- following the event stream ---------------------------------------------
     def apply(self, event: Message, now: float) -> None:
@@ -227,7 +246,7 @@ class PbxState:
                               "Membership": "static", "Penalty": 0, "CallsTaken": counts.calls_taken,
                               "LastCall": counts.last_call, "LastPause": 0, "LoginTime": self.login_time,
                               "InCall": counts.in_call, "Status": 2 if self.legs.get(agent_id) else 1,
-                              "Paused": 0, "PausedReason": "", "Wrapuptime": 0, **tail})
+                              "Paused": 0, "PausedReason": "", "Wrapuptime": int(agent.wrapup_seconds), **tail})
             for position, entry in enumerate(stats.entries, 1):
                 live = self.channels.get(entry.channel)
                 snap = live.headers if live is not None else {}

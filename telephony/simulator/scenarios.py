@@ -22,7 +22,9 @@ Scenarios (defaults follow the captures; every default can be overridden):
 Options: ``answer_after``, ``talk_seconds`` (the answering agent), ``patience``
 (abandon: seconds in queue before hanging up), ``hangup_by`` ("agent" or
 "caller"), ``withheld``, ``transfer_after`` (seconds talked before a
-transfer), ``consult_seconds``, ``exten`` (the caller-sim extension).
+transfer), ``consult_seconds``, ``exten`` (the caller-sim extension), ``hold``
+(queue scenarios: seconds the caller waits in the queue, every member busy,
+before the first phone rings).
 """
 from __future__ import annotations
 
@@ -42,7 +44,7 @@ _DEFAULT_QUEUE = {"queue_answered": "support", "withheld": "support", "queue_nex
                   "queue_abandoned": "billing"}
 _DEFAULT_AGENT = {"direct": "1004", "blind_transfer": "1005", "attended_transfer": "1005"}
 _OPTIONS = frozenset({"answer_after", "talk_seconds", "patience", "hangup_by", "withheld", "transfer_after",
-                      "consult_seconds", "exten"})
+                      "consult_seconds", "exten", "hold"})
 
 Event = dict[str, object]
 
@@ -52,7 +54,8 @@ class CallPlan:
     """One call, ready to be played: events with offsets, and who it ties up.
 
     ``busy`` maps each agent the call rings to the (first, last) offsets
-    their phone is in use, so traffic never books an agent twice."""
+    their phone is in use, so traffic never books an agent twice; ``talked``
+    are the agents who answered (their after-call work follows)."""
 
     scenario: str
     linkedid: str
@@ -60,6 +63,7 @@ class CallPlan:
     events: list[tuple[float, Event]]
     busy: dict[str, tuple[float, float]]
     duration: float  # seconds from the first event to the last
+    talked: tuple[str, ...] = ()
 
 
 def is_noise(event: Event) -> bool:
@@ -145,14 +149,17 @@ def plan_call(
                     withheld=bool(options.get("withheld")) or scenario == "withheld",
                     patience=float(options.get("patience", 60.0)))  # type: ignore[arg-type]
     b.originate()
+    hold = float(options.get("hold", 0.0))  # type: ignore[arg-type]
+    if hold < 0 or (hold and queue is None):
+        raise ValueError("hold is the seconds waited in a queue: >= 0, and only for a call that enters one")
     if scenario == "queue_abandoned":
-        _abandon(b, queue, people, float(options.get("patience", 4.5)))  # type: ignore[arg-type]
+        _abandon(b, queue, people, float(options.get("patience", 4.5)), hold)  # type: ignore[arg-type]
     else:
-        leg = _connect(b, scenario, queue, people, options)
+        leg = _connect(b, scenario, queue, people, options, hold)
         _finish(b, scenario, leg, _agent(target or "1002", directory), options)
     events = tl.events if noise else [(t, e) for t, e in tl.events if not is_noise(e)]
     busy = {agent: (span[0], span[1]) for agent, span in b.busy.items()}
-    return CallPlan(scenario, b.linkedid, queue.name if queue else None, events, busy, tl.offset)
+    return CallPlan(scenario, b.linkedid, queue.name if queue else None, events, busy, tl.offset, tuple(b.talked))
 
 
 def _answering(agent: Agent, options: Mapping[str, object]) -> Agent:
@@ -164,7 +171,7 @@ def _answering(agent: Agent, options: Mapping[str, object]) -> Agent:
 
 
 def _connect(b: CallBuilder, scenario: str, queue: Queue | None, people: list[Agent],
-             options: Mapping[str, object]) -> Leg:
+             options: Mapping[str, object], hold: float = 0.0) -> Leg:
     """Get the customer talking to an agent; returns that agent's leg."""
     if not people:
         raise ValueError(f"scenario {scenario!r} needs at least one agent")
@@ -176,6 +183,7 @@ def _connect(b: CallBuilder, scenario: str, queue: Queue | None, people: list[Ag
         b.direct_answer(leg)
         return leg
     b.enter_queue(queue)
+    tl.wait(hold)
     if scenario == "queue_next_answers":
         for agent in people[:-1]:
             (leg,) = b.ring_members([agent])
@@ -214,12 +222,15 @@ def _finish(b: CallBuilder, scenario: str, leg: Leg, target: Agent, options: Map
         endings.agent_hangs_up(b, leg)
 
 
-def _abandon(b: CallBuilder, queue: Queue | None, people: list[Agent], patience: float) -> None:
-    """Members ring in rounds of ``queue.timeout`` until the customer gives up."""
+def _abandon(b: CallBuilder, queue: Queue | None, people: list[Agent], patience: float, hold: float = 0.0) -> None:
+    """Members ring in rounds of ``queue.timeout`` until the customer gives
+    up; with ``hold``, they start ringing only after that wait (all busy)."""
     assert queue is not None
     tl = b.tl
     b.enter_queue(queue)
-    remaining = patience
+    hold = min(hold, patience)
+    tl.wait(hold)
+    remaining = patience - hold
     while True:
         legs = b.ring_members(people) if people else []
         if remaining <= queue.timeout or not legs:

@@ -2,9 +2,10 @@
 
 It ties the pieces together: the AMI server (:mod:`.server`), the PBX state
 (:mod:`.pbx`), the pure call builder (:mod:`.scenarios`), the traffic
-generator (:mod:`.traffic`) and the shared clock and send loop
-(:mod:`.playback`).  ``screenpop demo``, the end-to-end tests and the
-benchmarks drive the real telephony code with it.
+generator (:mod:`.traffic`), a real center's people for the demo
+(:mod:`.center`) and the shared clock and send loop (:mod:`.playback`).
+``screenpop demo``, the end-to-end tests and the benchmarks drive the real
+telephony code with it.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from dataclasses import replace
 from typing import Awaitable, Callable, Iterable, Mapping, Sequence
 
 from telephony.protocol import encode_message
+from telephony.simulator.center import CenterProfile, staff_patiently
 from telephony.simulator.model import Agent, IdAllocator, Queue, default_agents, default_queues
 from telephony.simulator.pbx import PbxState, agents_by_id, queues_by_name
 from telephony.simulator.playback import Event, Playback, SimClock
@@ -100,9 +102,12 @@ class PbxSimulator:
                      start: float | None = None, **options: object) -> tuple[CallPlan, float]:
         """Build a call starting at simulated time ``start`` (default now) and
         reserve its agents.  Without ``agents``, free ones are chosen and the
-        scenario may be downgraded (see :func:`~telephony.simulator.traffic.staff`)."""
+        scenario may be downgraded (see :func:`~telephony.simulator.traffic.staff`).
+        ``wrapup`` (seconds) overrides the answering agents' after-call work,
+        during which they are not booked again."""
         start = max(start or 0.0, self.clock.now())
         queue = options.pop("queue", None)
+        wrapup = options.pop("wrapup", None)
         if "agents" not in options:
             request = staff(scenario, self.pbx, start, self.rng, queue=queue,  # type: ignore[arg-type]
                             ring_limit=self.ring_limit, like_captures=bool(options.pop("like_captures", True)))
@@ -118,7 +123,9 @@ class PbxSimulator:
                          directory=self.agents, queues=self.queues, members_of=self._members_of,
                          rng=random.Random(self.rng.random()),
                          **options)  # type: ignore[arg-type]
-        self.pbx.reserve(plan.busy, start)
+        after = {agent: float(wrapup) if wrapup is not None else  # type: ignore[arg-type]
+                 getattr(self.agents.get(agent), "wrapup_seconds", 0.0) for agent in plan.talked}
+        self.pbx.reserve(plan.busy, start, after)
         self.plans[plan.linkedid] = replace(plan, events=[])  # what was played, without the bulk
         while len(self.plans) > 10_000:
             self.plans.popitem(last=False)
@@ -146,14 +153,17 @@ class PbxSimulator:
 
     async def run_traffic(self, calls_per_second: float, callers: Sequence[tuple[str | None, str | None]],
                           duration: float | None = None, scenarios: Mapping[str, float] | None = None,
-                          speed: float = 1.0, *, arrivals: str = "uniform", wait: bool = True) -> int:
+                          speed: float = 1.0, *, arrivals: str = "uniform", wait: bool = True,
+                          profile: CenterProfile | None = None) -> int:
         """Place calls at ``calls_per_second`` of simulated time for ``duration``
         wall seconds (None: until cancelled), callers drawn from ``callers``,
         scenarios by weight.  With ``wait``, returns once every call placed has
-        ended.  Returns the number of calls placed."""
+        ended.  Returns the number of calls placed.
+
+        ``profile`` plays a real center's people instead of the captures'
+        timings (see :mod:`.center`): its mix, bursts and per-call draws."""
         self.set_speed(speed)
-        traffic = TrafficGenerator(calls_per_second, callers, scenarios, rng=random.Random(self.rng.random()),
-                                   arrivals=arrivals)
+        traffic = self.traffic(calls_per_second, callers, scenarios, arrivals=arrivals, profile=profile)
         deadline = None if duration is None else time.monotonic() + duration
         arrival = self.clock.now()
         in_flight: set[asyncio.Future] = set()
@@ -165,8 +175,7 @@ class PbxSimulator:
                     break
             if delay > 0:
                 await asyncio.sleep(delay)
-            scenario, number, name = traffic.next_call()
-            plan, start = self.prepare_call(scenario, number, name, start=arrival, like_captures=False)
+            plan, start = self.plan_next(traffic, arrival, profile)
             done = self.playback.schedule(start, plan.events)
             in_flight.add(done)
             done.add_done_callback(in_flight.discard)
@@ -175,6 +184,29 @@ class PbxSimulator:
         if wait and in_flight:
             await asyncio.gather(*list(in_flight), return_exceptions=True)
         return placed
+
+    def traffic(self, calls_per_second: float, callers: Sequence[tuple[str | None, str | None]],
+                scenarios: Mapping[str, float] | None = None, *, arrivals: str = "uniform",
+                profile: CenterProfile | None = None) -> TrafficGenerator:
+        """The arrivals :meth:`run_traffic` plays (a profile brings its mix and bursts)."""
+        return TrafficGenerator(calls_per_second, callers, scenarios or (profile.mix if profile else None),
+                                rng=random.Random(self.rng.random()), arrivals=arrivals,
+                                bursts=profile.bursts if profile else None)
+
+    def plan_next(self, traffic: TrafficGenerator, arrival: float,
+                  profile: CenterProfile | None = None) -> tuple[CallPlan, float]:
+        """Plan and book the call of ``traffic`` arriving at simulated time
+        ``arrival``; nothing is sent (so a test can plan thousands at once)."""
+        scenario, number, name = traffic.next_call()
+        if profile is None:
+            return self.prepare_call(scenario, number, name, start=arrival, like_captures=False)
+        draw = profile.draw(self.rng)
+        request = staff_patiently(scenario, self.pbx, max(arrival, self.clock.now()), self.rng, draw)
+        options = dict(request.options)
+        if request.target is not None:
+            options["target"] = request.target
+        return self.prepare_call(request.scenario, number, name, start=arrival, queue=request.queue,
+                                 agents=list(request.agents), wrapup=draw.wrapup, **options)
 
     # --- sending ----------------------------------------------------------------
     def _send(self, batch: list[Event]) -> Awaitable[None] | None:

@@ -31,6 +31,26 @@ _PREFERRED_TARGET = "1002"
 
 
 @dataclass(frozen=True, slots=True)
+class Bursts:
+    """Rush periods: every ``every`` simulated seconds on average (exponential
+    gaps) the arrival rate is multiplied by ``factor`` for ``seconds``: the
+    moments a real center's service level dips and its alerts fire."""
+
+    every: float
+    seconds: float
+    factor: float
+
+    def __post_init__(self) -> None:
+        if self.every <= 0 or self.seconds <= 0 or self.factor <= 0:
+            raise ValueError("bursts need every, seconds and factor > 0")
+
+    @property
+    def extra(self) -> float:
+        """The share of calls the bursts add on average (0.1: 10 % more)."""
+        return (self.factor - 1) * self.seconds / (self.every + self.seconds)
+
+
+@dataclass(frozen=True, slots=True)
 class CallRequest:
     """A call ready to be built: the scenario may differ from the one asked
     for when the agents it needs are busy."""
@@ -46,11 +66,12 @@ class TrafficGenerator:
     """Arrivals at ``calls_per_second`` (simulated time) and what each call is.
 
     ``arrivals`` is "uniform" (a steady rate, what benchmarks want) or
-    "poisson" (exponential gaps, what a real call center sees)."""
+    "poisson" (exponential gaps, what a real call center sees); ``bursts``
+    raises the rate now and then (see :class:`Bursts`)."""
 
     def __init__(self, calls_per_second: float, callers: Sequence[tuple[str | None, str | None]],
                  scenarios: Mapping[str, float] | None = None, *, rng: random.Random,
-                 arrivals: str = "uniform"):
+                 arrivals: str = "uniform", bursts: Bursts | None = None):
         if calls_per_second <= 0:
             raise ValueError("calls_per_second must be positive")
         if not callers:
@@ -64,12 +85,28 @@ class TrafficGenerator:
         self.rate, self.callers, self.rng, self.arrivals = calls_per_second, list(callers), rng, arrivals
         self._names = [name for name, weight in mix.items() if weight > 0]
         self._weights = [mix[name] for name in self._names]
+        self.bursts = bursts
+        self.elapsed = 0.0  # simulated seconds since the first call
+        self._burst = (0.0, 0.0)
+        if bursts is not None:
+            first = self.rng.expovariate(1 / bursts.every)
+            self._burst = (first, first + bursts.seconds)
+
+    def in_burst(self) -> bool:
+        return self._burst[0] <= self.elapsed < self._burst[1]
 
     def gap(self) -> float:
         """Simulated seconds until the next call."""
-        if self.arrivals == "poisson":
-            return self.rng.expovariate(self.rate)
-        return 1.0 / self.rate
+        rate = self.rate
+        if self.bursts is not None:
+            while self.elapsed >= self._burst[1]:
+                start = self._burst[1] + self.rng.expovariate(1 / self.bursts.every)
+                self._burst = (start, start + self.bursts.seconds)
+            if self.in_burst():
+                rate *= self.bursts.factor
+        gap = self.rng.expovariate(rate) if self.arrivals == "poisson" else 1.0 / rate
+        self.elapsed += gap
+        return gap
 
     def next_call(self) -> tuple[str, str | None, str | None]:
         scenario = self.rng.choices(self._names, self._weights)[0]
@@ -92,9 +129,12 @@ def staff(scenario: str, pbx: PbxState, now: float, rng: random.Random, *, queue
         # Small queues are walked from their first member, as app_queue does;
         # big ones from a random member, so the load spreads over everyone.
         start = 0 if len(config.members) <= ring_limit else rng.randrange(len(config.members))
-        linear = config.strategy == "linear"
-        free = pbx.free_members(name, now, limit=2 if linear or scenario == "queue_next_answers" else ring_limit,
-                                start=0 if linear else start)
+        linear = config.strategy in ("linear", "leastrecent")
+        if config.strategy == "leastrecent":  # the whole queue is looked at: who is idle the longest
+            free = pbx.idle_first(pbx.free_members(name, now))[:2]
+        else:
+            free = pbx.free_members(name, now, limit=2 if linear or scenario == "queue_next_answers" else ring_limit,
+                                    start=0 if linear else start)
         if scenario == "queue_next_answers":
             if len(free) >= 2:
                 return CallRequest(scenario, name, tuple(free[:2]), options=options)
