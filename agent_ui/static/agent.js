@@ -11,11 +11,14 @@
 //
 // A pop is rendered synchronously in the message handler: nothing (no
 // fetch, no animation) stands between the frame arriving and the card
-// being on screen.
+// being on screen.  A ringing call is never hidden: it is drawn whole and
+// above every other pop (pops.js), also while the previous call still owes
+// its outcome; the wrap-up form stays beside the pops (below them on a
+// narrow screen) and the status bar links to it.
 
 import { el, text, clear, byId } from './dom.js';
 import { duration } from './format.js';
-import { renderPop, callerNumber, summary } from './pops.js';
+import { renderPop, callerNumber, callerDisplay, summary, displayOrder } from './pops.js';
 import { OutcomeForm, dispositionLabel } from './outcome.js';
 import { LiveSocket, socketURL } from './socket.js';
 import { getJSON, sessionAlive, loginURL } from './api.js';
@@ -66,7 +69,10 @@ function draw(call) {
 }
 
 function drawAll() {
-  for (const call of calls.values()) draw(call);
+  for (const call of displayOrder(calls.values())) {
+    draw(call);
+    popsBox.append(call.node); // moves it into place: ringing calls on top
+  }
   emptyBox.hidden = calls.size > 0;
 }
 
@@ -76,13 +82,17 @@ function focus(callId) {
   drawAll();
 }
 
-// After a change: the most important call gets the focus if the focused
-// one is gone; an answered call always takes it.
+// After a change: the focus goes to the most urgent kind of call present,
+// the call in progress first, then a ringing phone, then an outcome owed;
+// a focused call of that kind keeps it.  A ringing pop is open anyway, so
+// the focus decides which other pop is open: none while a phone rings
+// (the wrap-up's card folds to its header, its form stays beside).
+const URGENCY = ['answered', 'ringing', 'wrapup'];
 function refocus() {
   const list = [...calls.values()];
   const focused = calls.get(focusedId);
-  const busy = list.find((c) => c.state === 'answered') || list.find((c) => c.state === 'wrapup');
-  if (busy && (!focused || focused.state === 'ringing' || focused.state === 'transferred')) focusedId = busy.call_id;
+  const top = URGENCY.find((state) => list.some((c) => c.state === state));
+  if (top && (!focused || focused.state !== top)) focusedId = list.find((c) => c.state === top).call_id;
   else if (!focused) focusedId = list.length ? list[list.length - 1].call_id : null;
 }
 
@@ -112,7 +122,9 @@ function updateStatus() {
   else if (status === 'ringing') statusDetail.append(ringing.length > 1 ? `${ringing.length} calls ringing` : describe(ringing[0]));
   else if (status === 'wrap-up') statusDetail.append('Record the outcome of ', describe(wrapups[0]));
   if (status === 'on-call' && wrapups.length) statusDetail.append(text(` · ${wrapups.length} outcome(s) to record`, 'muted'));
-  if (status !== 'on-call' && ringing.length && wrapups.length) statusDetail.append(text(' · outcome still to record', 'muted'));
+  if (status !== 'on-call' && ringing.length && wrapups.length) {
+    statusDetail.append(text(' · ', 'muted'), el('a', { href: '#wrapup', class: 'status-link' }, 'outcome still to record'));
+  }
   tick();
   updateWrapup();
   document.title = `${status === 'ringing' ? `(${ringing.length}) ` : ''}${STATUS_LABEL[status]} · screenpop`;
@@ -120,7 +132,7 @@ function updateStatus() {
 
 function describe(call) {
   if (!call) return '';
-  return el('span', { class: 'status-call' }, text(callerNumber(call) || 'Withheld', 'status-number'), ' ', text(summary(call).text, 'status-who'));
+  return el('span', { class: 'status-call' }, text(callerDisplay(call) || 'Withheld', 'status-number'), ' ', text(summary(call).text, 'status-who'));
 }
 
 // The call timer shows the talk time of the call in progress.
@@ -152,7 +164,7 @@ function updateWrapup() {
     return;
   }
   outcome.open(next.call_id);
-  clear(wrapupCaller).append(text(callerNumber(next) || 'Withheld', 'wrapup-number'), ' ', text(summary(next).text, 'wrapup-who'));
+  clear(wrapupCaller).append(text(callerDisplay(next) || 'Withheld', 'wrapup-number'), ' ', text(summary(next).text, 'wrapup-who'));
   wrapupBox.hidden = false;
   wrapupBox.dataset.callId = next.call_id;
   // Focus the form once per call, when nothing more urgent is going on: a
@@ -222,7 +234,7 @@ function onRetract(msg) {
   if (!call || call.state === 'wrapup') return;
   remove(call);
   const reason = msg.reason ? String(msg.reason) : 'withdrawn';
-  const item = notice('retract', 'Call from ', text(callerNumber(call) || 'withheld number'), ' is gone: ', text(reason, 'retract-reason'));
+  const item = notice('retract', 'Call from ', text(callerDisplay(call) || 'withheld number'), ' is gone: ', text(reason, 'retract-reason'));
   item.dataset.callId = call.call_id;
 }
 
@@ -239,7 +251,7 @@ function onCall(msg) {
       // Never talked to this agent (caller hung up while it rang): nothing
       // to wrap up.  Normally a retract says so; this covers its absence.
       remove(call);
-      notice('retract', 'Call from ', text(callerNumber(call) || 'withheld number'), ' ended before it was answered.');
+      notice('retract', 'Call from ', text(callerDisplay(call) || 'withheld number'), ' ended before it was answered.');
       return;
     }
     call.state = 'wrapup';
@@ -367,6 +379,7 @@ window.screenpop = Object.freeze({
       state: c.state,
       queue: c.queue,
       caller_number: callerNumber(c),
+      caller_display: callerDisplay(c),
       card_status: c.card ? c.card.status : null,
       chosen: c.chosen,
     }));

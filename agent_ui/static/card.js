@@ -5,9 +5,13 @@
 // re-renders on 'card' updates.  Business systems put what they like in
 // their records, so every field is optional and every list may turn out to
 // be a string: odd data renders as text, it never throws.
+//
+// Every amount is shown with its currency: the item's own, else the one
+// the person's accounts use (cardCurrency); an amount whose currency no
+// system gave says so rather than passing for one.
 
 import { el, append, text, longText, plain } from './dom.js';
-import { money, dateTime, date, amountValue, number } from './format.js';
+import { money, dateTime, date, amountValue } from './format.js';
 
 const MISSING = new Set(['timeout', 'error', 'skipped', 'pending']);
 const MAX_ROWS = 5;
@@ -101,16 +105,34 @@ function renderPerson(person, opts) {
       person.email && longText(person.email, 'email'))));
 
   const grid = el('div', { class: 'card-grid' });
+  const currency = cardCurrency(person);
   // The dom.js append skips the sections a person does not have (null);
   // the native one would print them as the word "null".
   append(grid,
-    renderBilling(person.billing),
-    renderSales(person.sales, person.billing),
+    renderBilling(person.billing, currency),
+    renderSales(person.sales, currency),
     renderSupport(person.support),
     renderHistory(person.history, opts),
-    renderExtra(person.extra));
+    renderExtra(person));
   box.append(grid);
   return box;
+}
+
+// The currency of a person's amounts when an amount does not name its own:
+// the billing account's, the sales record's, else the one its orders use.
+export function cardCurrency(person) {
+  const billing = person.billing && typeof person.billing === 'object' ? person.billing : {};
+  const sales = person.sales && typeof person.sales === 'object' ? person.sales : {};
+  const orders = listOf(pick(sales, 'orders', 'recent_orders')).items;
+  const own = orders.find((o) => o && typeof o === 'object' && o.currency);
+  return billing.currency || sales.currency || (own && own.currency) || null;
+}
+
+// money() with the fallback currency, and a visible "currency unknown"
+// when there is none: a bare 1,234.50 would be read as the agent's own.
+function amount(value, currency) {
+  if (currency) return money(value, currency);
+  return `${money(value, null)} (currency unknown)`;
 }
 
 function section(cls, title, ...children) {
@@ -143,9 +165,9 @@ function rows(cls, items, renderItem, emptyText) {
   return list;
 }
 
-function renderBilling(billing) {
+function renderBilling(billing, fallback) {
   if (!billing || typeof billing !== 'object') return null;
-  const currency = billing.currency || null;
+  const currency = billing.currency || fallback || null;
   const balance = billing.balance;
   const overdue = pick(billing, 'overdue_amount', 'overdue');
   const account = pick(billing, 'account', 'account_no', 'billing_account');
@@ -153,12 +175,12 @@ function renderBilling(billing) {
   const invoices = listOf(billing.invoices);
   return section('billing', 'Balance',
     balance !== null && balance !== undefined && el('p', { class: amountValue(balance) < 0 ? 'balance credit' : 'balance' },
-      text(money(balance, currency), 'balance-amount')),
+      text(amount(balance, currency), 'balance-amount')),
     asOf && el('p', { class: 'as-of muted' }, 'as of ', el('time', { datetime: String(asOf) }, dateTime(asOf))),
-    overdue !== null && amountValue(overdue) > 0 && el('p', { class: 'overdue' }, 'Overdue ', text(money(overdue, currency), 'overdue-amount')),
+    overdue !== null && amountValue(overdue) > 0 && el('p', { class: 'overdue' }, 'Overdue ', text(amount(overdue, currency), 'overdue-amount')),
     overdue !== null && amountValue(overdue) <= 0 && el('p', { class: 'not-overdue muted' }, 'Nothing overdue'),
     account !== null && el('p', { class: 'account muted' }, 'Account ', text(account, 'account-id')),
-    billing.credit_limit !== undefined && billing.credit_limit !== null && el('p', { class: 'muted' }, 'Credit limit ', text(money(billing.credit_limit, currency))),
+    billing.credit_limit !== undefined && billing.credit_limit !== null && el('p', { class: 'muted' }, 'Credit limit ', text(amount(billing.credit_limit, currency))),
     invoices.items.length ? rows('invoices', invoices.items, (inv) => invoiceLine(inv, currency), '') : null,
     invoices.raw && el('p', { class: 'raw muted' }, text(invoices.raw)));
 }
@@ -166,19 +188,19 @@ function renderBilling(billing) {
 function invoiceLine(inv, currency) {
   const id = pick(inv, 'number', 'id', 'invoice', 'reference');
   const due = pick(inv, 'due_date', 'due', 'date');
-  const amount = pick(inv, 'amount', 'total', 'balance');
+  const total = pick(inv, 'amount', 'total', 'balance');
   const status = pick(inv, 'status', 'state');
   return joinParts(id !== null && text(`#${plain(id, 40)}`, 'ref'), due && text(`due ${date(due)}`),
-    amount !== null && text(money(amount, inv.currency || currency), 'amount'), status && text(plain(status, 40), 'state'));
+    total !== null && text(amount(total, inv.currency || currency), 'amount'), status && text(plain(status, 40), 'state'));
 }
 
-function renderSales(sales, billing) {
+function renderSales(sales, fallback) {
   if (!sales || typeof sales !== 'object') return null;
   const orders = listOf(pick(sales, 'orders', 'recent_orders'));
-  const currency = (billing && billing.currency) || null;
+  const currency = sales.currency || fallback || null;
   return section('sales', 'Recent orders',
     sales.lifetime_value !== undefined && sales.lifetime_value !== null &&
-      el('p', { class: 'lifetime muted' }, 'Lifetime value ', text(currency ? money(sales.lifetime_value, currency) : number(sales.lifetime_value, 2), 'lifetime-value')),
+      el('p', { class: 'lifetime muted' }, 'Lifetime value ', text(amount(sales.lifetime_value, currency), 'lifetime-value')),
     (sales.segment || sales.customer_since) && el('p', { class: 'muted' },
       sales.segment && text(plain(sales.segment, 60), 'segment'), sales.segment && sales.customer_since && ' · ',
       sales.customer_since && `customer since ${date(sales.customer_since)}`),
@@ -192,7 +214,7 @@ function orderLine(order, currency) {
   const status = pick(order, 'status', 'state');
   const what = pick(order, 'product', 'description', 'item', 'summary');
   return joinParts(id !== null && text(`#${plain(id, 40)}`, 'ref'), when && text(date(when)),
-    what && longText(plain(what, 200), 'what'), total !== null && text(money(total, order.currency || currency), 'amount'),
+    what && longText(plain(what, 200), 'what'), total !== null && text(amount(total, order.currency || currency), 'amount'),
     status && text(plain(status, 40), 'state'));
 }
 
@@ -246,19 +268,26 @@ function notesText(notes) {
   return notes ? plain(notes, 500) : '';
 }
 
-function renderExtra(extra) {
-  if (!extra || typeof extra !== 'object') return null;
-  const sources = Object.entries(extra).filter(([, cols]) => cols && typeof cols === 'object'
-    && Object.values(cols).some((v) => v !== null && v !== undefined && v !== ''));
-  if (!sources.length) return null;
+// The columns no section knows, under the labels the server gave them
+// (person.details: customer_lookup/display.py, from [[sources]] labels or
+// the field name).  A card without details (an older server) shows the
+// field names as they are, never a half-made label of its own.
+function renderExtra(person) {
+  const details = Array.isArray(person.details) ? person.details : legacyDetails(person.extra);
+  const shown = details.filter((d) => d && typeof d === 'object' && d.value !== null && d.value !== undefined && d.value !== '');
+  if (!shown.length) return null;
   const list = el('dl', { class: 'extra' });
-  for (const [source, cols] of sources) {
-    const filled = Object.entries(cols).filter(([, value]) => value !== null && value !== undefined && value !== '');
-    for (const [key, value] of filled.slice(0, 10)) {
-      list.append(el('dt', {}, text(`${source} · ${key}`)), el('dd', {}, longText(plain(value, 300))));
-    }
+  for (const detail of shown) {
+    list.append(el('dt', { title: `${plain(detail.source, 60)}: ${plain(detail.field, 60)}` }, text(plain(detail.label || detail.field, 80))),
+      el('dd', {}, longText(plain(detail.value, 300))));
   }
   return section('extra-section', 'Other details', list);
+}
+
+function legacyDetails(extra) {
+  if (!extra || typeof extra !== 'object') return [];
+  return Object.entries(extra).filter(([, cols]) => cols && typeof cols === 'object')
+    .flatMap(([source, cols]) => Object.entries(cols).slice(0, 10).map(([field, value]) => ({ source, field, label: field, value })));
 }
 
 // Names of the sources that did not answer (card.missing_sources, or worked

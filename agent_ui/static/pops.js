@@ -1,10 +1,13 @@
 // One pop on the agent desktop: a header the agent can read at a glance
 // (state, caller, who it probably is) and the full card below it.
 //
-// With several calls ringing at once (ring-all queues) the pops form a
-// stack; only the focused pop shows its body, the others show their header,
-// so a 1366×768 screen never becomes a wall of cards.  Clicking a header
-// focuses that pop.
+// A ringing pop always shows its whole card: the agent reads who is calling
+// before answering, whatever else is on screen (a wrap-up, another call
+// ringing).  Of the other pops only the focused one shows its body, the
+// rest their header, so a 1366×768 screen never becomes a wall of finished
+// calls.  Clicking a header focuses that pop.  Numbers are shown as the
+// server wrote them for the agent's region (caller.display,
+// card.caller_display); the raw number stays for links and matching.
 
 import { el, text, longText, plain } from './dom.js';
 import { dateTime } from './format.js';
@@ -21,12 +24,13 @@ const STATE_LABEL = {
 // actions: onFocus(call), onChoose(call, index), onClose(call),
 // createContactUrl, dispositionLabel.
 export function renderPop(call, focused, actions) {
+  const open = focused || call.state === 'ringing';
   const pop = el('article', {
-    class: `pop pop-${call.state}${focused ? ' is-focused' : ''}`,
+    class: `pop pop-${call.state}${focused ? ' is-focused' : ''}${open ? ' is-open' : ''}`,
     dataset: { callId: call.call_id, state: call.state },
-    'aria-label': `Call from ${callerNumber(call) || 'withheld number'}`,
+    'aria-label': `Call from ${callerDisplay(call) || 'withheld number'}`,
   });
-  pop.append(renderHeader(call, focused, actions));
+  pop.append(renderHeader(call, open, actions));
   const body = el('div', { class: 'pop-body' });
   const notes = renderNotes(call.notes);
   if (notes) body.append(notes);
@@ -46,6 +50,30 @@ export function callerNumber(call) {
   return caller.number || (call.card && call.card.caller_number) || null;
 }
 
+// The number as the agent reads it ('912 34 56 78', '+1 415-555-0100').
+export function callerDisplay(call) {
+  const caller = call.caller || {};
+  return caller.display || (call.card && call.card.caller_display) || callerNumber(call);
+}
+
+// The same name to a reader, case and spaces aside (customer_lookup/display.py same_name).
+export function sameName(a, b) {
+  if (!a || !b) return false;
+  const squash = (v) => String(v).replace(/\s+/g, '').toLocaleLowerCase();
+  return squash(a) === squash(b);
+}
+
+// Ringing calls first, then the call in progress, the calls owing an
+// outcome, transferred ones; within a state, in the order they came (a
+// card does not jump while the agent reads it).
+const STATE_ORDER = { ringing: 0, answered: 1, wrapup: 2, transferred: 3 };
+export function displayOrder(calls) {
+  const rank = (call) => STATE_ORDER[call.state] ?? 4;
+  return [...calls].map((call, i) => ({ call, i }))
+    .sort((a, b) => rank(a.call) - rank(b.call) || a.i - b.i)
+    .map((x) => x.call);
+}
+
 // Who the card says is calling, in a few words, for the header.
 export function summary(call) {
   const card = call.card;
@@ -61,9 +89,9 @@ export function summary(call) {
   return { text: 'New caller', vip: false };
 }
 
-function renderHeader(call, focused, actions) {
+function renderHeader(call, open, actions) {
   const caller = call.caller || {};
-  const number = callerNumber(call);
+  const number = callerDisplay(call);
   const who = summary(call);
   let stateText = STATE_LABEL[call.state] || call.state;
   if (call.state === 'transferred' && call.transferredTo) stateText = `Transferred to ${plain(call.transferredTo, 64)}`;
@@ -71,7 +99,7 @@ function renderHeader(call, focused, actions) {
   const header = el('header', { class: 'pop-header' });
   // The header is a button-like region: keyboard users focus a pop with Enter.
   const main = el('div', {
-    class: 'pop-head-main', role: 'button', tabindex: '0', 'aria-expanded': focused ? 'true' : 'false',
+    class: 'pop-head-main', role: 'button', tabindex: '0', 'aria-expanded': open ? 'true' : 'false',
     onclick: () => actions.onFocus(call),
     onkeydown: (event) => {
       if (event.key === 'Enter' || event.key === ' ') {
@@ -83,7 +111,8 @@ function renderHeader(call, focused, actions) {
   el('span', { class: 'pop-state' }, stateText),
   el('span', { class: 'pop-caller' },
     longText(number || 'Withheld', 'pop-caller-number'),
-    caller.name && longText(caller.name, 'pop-caller-name muted')),
+    // The caller-ID name only when it says more than the customer's name beside it.
+    caller.name && !sameName(caller.name, who.text) && longText(caller.name, 'pop-caller-name muted')),
   el('span', { class: 'pop-who' }, longText(who.text, 'pop-summary'), who.vip && el('span', { class: 'badge badge-vip' }, 'VIP')),
   missingBadge(call.card),
   call.queue && el('span', { class: 'pop-queue muted' }, 'queue ', text(call.queue, 'queue-name')));
