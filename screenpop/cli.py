@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     replay.set_defaults(func=cmd_replay)
 
     demo = sub.add_parser("demo", help="run everything on this machine with the built-in PBX simulator")
-    demo.add_argument("--rate", type=float, default=0.5, help="simulated calls per second (default 0.5)")
+    demo.add_argument("--rate", type=float, default=None,
+                      help="simulated calls per second (default: what keeps the demo's agents about 72 %% busy)")
     demo.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: run until Ctrl-C)")
     demo.add_argument("--speed", type=float, default=1.0, help="play calls this many times faster than real time")
     demo.add_argument("--port", type=int, default=None, help="web port (default: [web] port, 8080)")

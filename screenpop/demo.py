@@ -14,6 +14,7 @@ import logging
 import secrets
 import sys
 from dataclasses import replace
+from urllib.parse import urlencode
 from pathlib import Path
 
 from screenpop.config import Settings, load_settings
@@ -39,12 +40,16 @@ DEMO_CALLERS: list[tuple[str | None, str | None]] = [
 ]
 
 
-def demo_users():
+def demo_users(agents=None):
+    """The demo's logins: one per agent of ``agents`` (default: the
+    captures' five, what the test stacks simulate; ``screenpop demo`` passes
+    its center's), named like the agent, plus a supervisor and an admin."""
     from screenpop.auth.store import DemoUser
     from telephony.simulator import default_agents
 
+    agents = default_agents() if agents is None else agents
     users = [DemoUser(f"agent{agent.id}", DEMO_PASSWORD, "agent", agent.id, agent.name)
-             for agent in default_agents().values()]
+             for agent in agents.values()]
     users += [DemoUser("supervisor", DEMO_PASSWORD, "supervisor", None, "Sam Supervisor"),
               DemoUser("admin", DEMO_PASSWORD, "admin", None, "Ada Admin")]
     return users
@@ -57,7 +62,7 @@ def demo_settings(path: str | None) -> Settings:
     return load_settings(path)
 
 
-async def run_demo(settings: Settings, *, rate: float, duration: float | None, speed: float,
+async def run_demo(settings: Settings, *, rate: float | None, duration: float | None, speed: float,
                    timeline: bool = False, as_json: bool = False, port: int | None = None,
                    customers: int = DEMO_CUSTOMERS, out=None) -> int:
     from adapters.demo import ensure_seeded
@@ -66,7 +71,12 @@ async def run_demo(settings: Settings, *, rate: float, duration: float | None, s
     from screenpop.service import ScreenpopService
     from telephony.replay import describe
     from telephony.simulator import PbxSimulator
+    from telephony.simulator.center import CenterProfile, demo_center
 
+    if (rate is not None and not rate > 0) or not speed > 0:
+        from screenpop.cli import UsageError
+
+        raise UsageError("demo: --rate and --speed must be positive numbers")
     out = out or sys.stdout
     dsns = {source.name: source.dsn for source in settings.sources}
     progress = ProgressLine(sys.stderr)
@@ -74,20 +84,27 @@ async def run_demo(settings: Settings, *, rate: float, duration: float | None, s
         print("screenpop demo: demo databases already seeded", file=sys.stderr)
 
     secret = settings.ami.secret or secrets.token_urlsafe(16)
-    simulator = PbxSimulator(username=settings.ami.username, secret=secret)
+    agents, queues = demo_center()
+    profile = CenterProfile()
+    rate = profile.rate_for(len(agents)) if rate is None else rate
+    simulator = PbxSimulator(username=settings.ami.username, secret=secret, agents=agents, queues=queues)
     ami_port = await simulator.start()
     settings = replace(settings, ami=replace(settings.ami, host="127.0.0.1", port=ami_port, secret=secret))
+    settings, wallboard_token = with_wallboard_token(settings)
     if port is not None:
         settings = replace(settings, web=replace(settings.web, port=port))
     service = ScreenpopService(settings)
     try:
         url = await service.start(ready=False)  # /healthz says OK once the demo's users exist
-        created = await ensure_demo_users(service.accounts, demo_users())
+        users = demo_users(agents)
+        created = await ensure_demo_users(service.accounts, users)
         service.mark_ready()
         if timeline:
             _print_call_events(service, out, as_json, describe)
-        _welcome(url, ami_port, rate, created)
-        await simulator.run_traffic(rate, DEMO_CALLERS, duration=duration, speed=speed)
+        _welcome(url, ami_port, rate, created, users, wallboard_url(url, wallboard_token),
+                 profile.load(rate, len(agents)))
+        await simulator.run_traffic(rate, DEMO_CALLERS, duration=duration, speed=speed, arrivals="poisson",
+                                    profile=profile)
         await asyncio.sleep(min(2.0, 10 / max(speed, 1)))  # let the last hang-ups through
     finally:
         await service.stop()
@@ -108,17 +125,30 @@ def _print_call_events(service, out, as_json: bool, describe) -> None:
     feed.deliver = show
 
 
-def _welcome(url: str, ami_port: int, rate: float, created: list[str]) -> None:
-    users = demo_users()
-    agents = ", ".join(u.username for u in users if u.role == "agent")
+def with_wallboard_token(settings: Settings) -> tuple[Settings, str]:
+    """The wallboard's token: the configured one, else one made for this run
+    (the wallboard is refused without a token, and the demo prints its link)."""
+    token = settings.supervision.wallboard_token or secrets.token_urlsafe(18)
+    return replace(settings, supervision=replace(settings.supervision, wallboard_token=token)), token
+
+
+def wallboard_url(url: str, token: str) -> str:
+    return f"{url}/wallboard?{urlencode({'token': token})}"
+
+
+def _welcome(url: str, ami_port: int, rate: float, created: list[str], users, wallboard: str, load: float) -> None:
+    agents = [u.username for u in users if u.role == "agent"]
+    logins = ", ".join(agents) if len(agents) <= 3 else f"{agents[0]} ... {agents[-1]}"
     print(f"""
 screenpop demo is running: {url}
 
-  log in as an agent:   {agents}   (password: {DEMO_PASSWORD})
+  log in as an agent:   {logins}   (password: {DEMO_PASSWORD})
   supervisor / admin:   supervisor, admin              (password: {DEMO_PASSWORD})
   interaction search:   {url}/interactions
+  wallboard (a TV):     {wallboard}
 
-PBX simulator on 127.0.0.1:{ami_port}, {rate} new call(s)/s.  Ctrl-C to stop.
+PBX simulator on 127.0.0.1:{ami_port}: {len(agents)} agents, {rate * 60:.1f} new calls a minute
+(agents {load:.0%} busy).  Ctrl-C to stop.
 """, file=sys.stderr, flush=True)
     if created:
         log.info("demo users created users=%s", ",".join(created))
