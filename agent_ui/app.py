@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from agent_ui import access, api, audit_api, auth, billing, jsonio, openapi, pages, supervisor_pages, ws
+from agent_ui import access, api, audit_api, auth, billing, headers, jsonio, openapi, pages, supervisor_pages, ws
 from customer_lookup.balances import find_account
 from screenpop.metrics import CONTENT_TYPE_LATEST
 from screenpop.security.plugin import SECURITY, Security
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 def build_app(service: ScreenpopService) -> web.Application:
     s = service.settings
     app = web.Application(client_max_size=256 * 1024, middlewares=[jsonio.json_http_errors])
+    headers.setup(app)  # CSP on pages, no-store on JSON, no version banner, protocol errors as warnings
     # Billing tokens: the config file's and the database's (revocable, reloaded
     # every [security] token_cache_seconds); audit trail; [privacy] masking.
     security = Security.build(s, getattr(service.interactions, "engine", None))
