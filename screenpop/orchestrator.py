@@ -31,6 +31,7 @@ from telephony.events import (
     CallQueued,
     CallRinging,
     CallTransferred,
+    NEVER_RANG,
 )
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,11 @@ class ActiveCall:
     lookup: asyncio.Task | None = None
     card: CustomerCard | None = None
     popped: set[str] = field(default_factory=set)  # agents whose screen shows the call
+    # Of those, the ones whose ring ended unanswered while the caller still
+    # waits in the queue: Asterisk rings them again (queues.conf retry), so
+    # their card stays (ringing -> missed -> ringing), one per agent per call.
+    missed: set[str] = field(default_factory=set)
+    presentation: str = "allowed"  # "restricted": the caller's number and card are never shown
     answered_by: str | None = None
     answered_at: str | None = None  # so a reloaded desktop's call timer starts where it was
     transferred_from: str | None = None
@@ -74,6 +80,7 @@ class ActiveCall:
             "queue": self.queue, "card": self.card.to_dict() if self.card is not None else None,
             "popped": sorted(self.popped), "answered_by": self.answered_by, "answered_at": self.answered_at,
             "transferred_from": self.transferred_from, "notes": list(self.notes), "ended": self.ended,
+            "missed": sorted(self.missed), "presentation": self.presentation,
         }
 
     @classmethod
@@ -83,7 +90,8 @@ class ActiveCall:
                    card=card_from_dict(card) if card else None, popped=set(state.get("popped") or ()),
                    answered_by=state.get("answered_by"), answered_at=state.get("answered_at"),
                    transferred_from=state.get("transferred_from"), notes=list(state.get("notes") or ()),
-                   ended=bool(state.get("ended")), restored=True)
+                   ended=bool(state.get("ended")), restored=True, missed=set(state.get("missed") or ()),
+                   presentation=state.get("presentation") or "allowed")
 
 
 class Orchestrator:
@@ -195,21 +203,23 @@ class Orchestrator:
 
     def _start_lookup(self, call: ActiveCall) -> None:
         async def on_late(card: CustomerCard) -> None:
+            if call.lookup is not task:
+                return  # a lookup given up (the caller turned out restricted)
             call.card = card
             self._log_card(call, card)
             self._send_card(call)
             self._changed(call)
 
-        def looked_up(task: asyncio.Task) -> None:
+        def looked_up(done: asyncio.Task) -> None:
             # Logged whether or not a phone ever rang: an abandoned call keeps its customer.
-            if not task.cancelled() and task.exception() is None:
-                card = task.result()
+            if done is call.lookup and not done.cancelled() and done.exception() is None:
+                card = done.result()
                 for source, status in card.sources.items():
                     self.metrics.lookups.labels(source, status.status).inc()
                 self._log_card(call, card)
 
-        call.lookup = asyncio.create_task(self.lookup.lookup(call.caller_number, on_late=on_late))
-        call.lookup.add_done_callback(looked_up)
+        task = call.lookup = asyncio.create_task(self.lookup.lookup(call.caller_number, on_late=on_late))
+        task.add_done_callback(looked_up)
 
     def _log_card(self, call: ActiveCall, card: CustomerCard) -> None:
         if self.writer is not None:
@@ -241,14 +251,22 @@ class Orchestrator:
             log.exception("call state observer failed call_id=%s", call.call_id)
 
     async def _apply(self, call: ActiveCall, event: CallEvent) -> None:
+        if getattr(event, "presentation", None) == "restricted" and call.presentation != "restricted":
+            await self._restrict(call)
         if isinstance(event, CallQueued):
+            if call.queue != event.queue:
+                for agent in sorted(call.missed):  # moved to another queue: the old one's rings are over
+                    self._retract(call, agent, "left the queue")
             call.queue = event.queue
         elif isinstance(event, CallRinging):
             call.queue = event.queue or call.queue
-            if self._timing(call) == POP_ON_RING:
+            if event.agent in call.missed:  # rung again (queue retry): the card it kept rings again
+                call.missed.discard(event.agent)
+                self._send(event.agent, {"type": "call", "call_id": call.call_id, "event": "ringing", "ts": event.ts})
+            elif self._timing(call) == POP_ON_RING:
                 await self._pop(call, event.agent, event)
         elif isinstance(event, CallMissed):
-            self._retract(call, event.agent, "not answered")
+            self._missed(call, event)
         elif isinstance(event, CallAnswered):
             if call.answered_by == event.agent and event.agent in call.popped:
                 return  # what we knew, told again by a resync (a new ingester took over)
@@ -281,6 +299,39 @@ class Orchestrator:
             self._forget_card(call)
             if call.lookup is not None and not call.lookup.done():
                 call.lookup.cancel()
+
+    def _missed(self, call: ActiveCall, event: CallMissed) -> None:
+        """A ring ended without this agent answering: say why, or keep the
+        card while the caller still waits in the queue for another round."""
+        if event.reason in NEVER_RANG:
+            self._retract(call, event.agent, event.reason)  # busy / unavailable: the phone never rang
+        elif event.reason == "answered-elsewhere":
+            self._retract(call, event.agent, "answered elsewhere")
+        elif event.reason == "abandoned":
+            self._retract(call, event.agent, "abandoned")
+        elif call.queue is not None and call.answered_by is None and event.agent in call.popped:
+            call.missed.add(event.agent)
+            self._send(event.agent, {"type": "call", "call_id": call.call_id, "event": "missed", "ts": event.ts})
+        else:
+            self._retract(call, event.agent, "not answered")
+
+    async def _restrict(self, call: ActiveCall) -> None:
+        """The caller hides their number (Asterisk says so on the agent legs,
+        after ``call.queued`` started a lookup with it): forget the number
+        and the card, look up nothing, and replace what screens already show."""
+        call.presentation, call.caller_number, call.caller_name = "restricted", None, None
+        if call.lookup is not None and not call.lookup.done():
+            call.lookup.cancel()
+        call.card = None
+        self._start_lookup(call)  # a withheld card, at once
+        if call.popped:
+            try:
+                call.card = await asyncio.shield(call.lookup)
+            except Exception:
+                log.exception("lookup failed call_id=%s", call.call_id)
+        log.info("caller restricted: number and card withdrawn call_id=%s screens=%d", call.call_id, len(call.popped))
+        for agent in sorted(call.popped):
+            self._send(agent, pop_message(call, agent, self.display))
 
     def _forget_card(self, call: ActiveCall) -> None:
         """The call is now part of the caller's history: the next lookup must see it."""
@@ -318,6 +369,7 @@ class Orchestrator:
         if agent not in call.popped:
             return
         call.popped.discard(agent)
+        call.missed.discard(agent)
         self._send(agent, {"type": "retract", "call_id": call.call_id, "reason": reason})
         self.metrics.retracts_sent.labels(reason).inc()
 

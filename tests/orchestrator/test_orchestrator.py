@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from customer_lookup.card import KNOWN, CustomerCard, Person, SourceStatus
+from customer_lookup.card import KNOWN, WITHHELD, CustomerCard, Person, SourceStatus
 from screenpop.orchestrator import Orchestrator
 from telephony.replay import replay
 
@@ -42,6 +42,8 @@ class InMemoryLookup:
         await asyncio.sleep(self.delay)
         if self.fail:
             raise RuntimeError("index down")
+        if number is None:
+            return CustomerCard(WITHHELD, None, None, [], {})
         card = CustomerCard(KNOWN, number, number, [Person(name=f"Customer {number}")], {"sales": SourceStatus("ok")})
         if self.late is not None and on_late is not None:
             async def later():
@@ -74,15 +76,15 @@ async def test_ring_all_pops_both_agents_and_retracts_the_one_who_did_not_answer
     assert orchestrator.calls == {}
 
 
-async def test_no_answer_moves_the_pop_to_the_next_agent():
+async def test_no_answer_keeps_the_card_while_the_caller_waits_and_retracts_it_when_the_next_agent_answers():
     _, delivery, _ = await run_capture("sales_no_answer_then_next")
-    assert delivery.to("1003") == [("pop", None), ("retract", "not answered")]
+    assert delivery.to("1003") == [("pop", None), ("call", "missed"), ("retract", "answered elsewhere")]
     assert delivery.to("1004") == [("pop", None), ("call", "answered"), ("call", "ended")]
 
 
-async def test_abandoned_call_leaves_no_pop_behind():
+async def test_abandoned_call_leaves_no_pop_behind_and_says_abandoned():
     _, delivery, _ = await run_capture("billing_abandoned")
-    assert delivery.to("1003") == [("pop", None), ("retract", "not answered")]
+    assert delivery.to("1003") == [("pop", None), ("retract", "abandoned")]
 
 
 async def test_blind_transfer_pops_the_new_agent_once_with_the_origin():
@@ -212,3 +214,92 @@ async def run_capture_with(writer, name, lookup):
             await asyncio.sleep(0.1)  # the late card arrives while the call is still up
         orchestrator.handle(event)
     await orchestrator.drain()
+
+
+# --------------------------------------------- off the happy path (issue 19)
+
+CDR = FIXTURES / "cdr"
+
+
+async def run_events(events, lookup=None, **options):
+    delivery = Recorder()
+    lookup = lookup or InMemoryLookup()
+    orchestrator = Orchestrator(lookup, delivery, **options)
+    for event in events:
+        orchestrator.handle(event)
+        await asyncio.sleep(0)
+    await orchestrator.drain()
+    return orchestrator, delivery, lookup
+
+
+async def test_a_restricted_caller_pops_with_no_number_and_no_card():
+    events = [e for e in replay([(CDR / "e_withheld.ami").read_bytes()]) if e.call_id == "1796396729.58"]
+    _, delivery, lookup = await run_events(events)
+    pops = [m for _, m in delivery.sent if m["type"] == "pop"]
+    assert {a for a, m in delivery.sent if m["type"] == "pop"} == {"1001", "1002"}
+    for pop in pops:
+        assert pop["caller"]["number"] is None and pop["caller"]["name"] is None and pop["caller"].get("e164") is None
+        assert pop["card"]["persons"] == [] and pop["card"]["status"] == "withheld"
+    assert "+34912345678" not in repr(delivery.sent) and "Ana Lopez" not in repr(delivery.sent)
+    assert lookup.calls[-1] is None  # the lookup begun at call.queued was given up
+
+
+async def test_a_restriction_learnt_after_the_pop_replaces_what_the_screen_shows():
+    from telephony.events import CallQueued, CallRinging
+
+    events = [CallQueued("c1", "2026-12-04T15:05:30.400000Z", "support", "+34912345678", "Ana Lopez", 1),
+              CallRinging("c1", "2026-12-04T15:05:30.406000Z", "1001", "support", "+34912345678", "Ana Lopez"),
+              CallRinging("c1", "2026-12-04T15:05:30.407000Z", "1001", "support", None, None, "restricted")]
+    orchestrator, delivery, _ = await run_events(events)
+    first, second = [m for _, m in delivery.sent if m["type"] == "pop"]
+    assert first["caller"]["number"] == "+34912345678"  # what could be known at the time
+    assert second["caller"]["number"] is None and second["card"]["status"] == "withheld"
+    assert orchestrator.pops_for("1001")[0]["caller"]["number"] is None
+    assert orchestrator.calls["c1"].to_state()["caller_number"] is None
+
+
+async def test_a_busy_phone_gets_its_pop_retracted_as_busy():
+    _, delivery, _ = await run_events(replay([(CDR / "d2_direct_agent_busy.ami").read_bytes()]))
+    assert delivery.to("1006") == [("pop", None), ("retract", "busy")]
+
+
+async def test_the_caller_hanging_up_on_ringing_phones_is_abandoned_not_unanswered():
+    _, delivery, _ = await run_events(replay([(CDR / "b_abandon_while_ringing.ami").read_bytes()]))
+    assert delivery.to("1001") == [("pop", None), ("retract", "abandoned")]
+    assert delivery.to("1002") == [("pop", None), ("retract", "abandoned")]
+
+
+async def test_queue_retries_keep_one_card_per_agent_per_call():
+    """queues.conf ``retry``: the same member is rung again every few seconds."""
+    from telephony.events import CallAnswered, CallEnded, CallMissed, CallQueued, CallRinging
+
+    t = iter(f"2026-12-04T15:00:{s:02d}.000000Z" for s in range(60))
+    events = [CallQueued("c1", next(t), "sales", "+34912345678", "Ana", 1)]
+    for _ in range(5):
+        events += [CallRinging("c1", next(t), "1003", "sales", "+34912345678", "Ana"), CallMissed("c1", next(t), "1003", "no-answer")]
+    events += [CallRinging("c1", next(t), "1004", "sales", "+34912345678", "Ana"), CallAnswered("c1", next(t), "1004", "sales", 12.0),
+               CallEnded("c1", next(t), "1004", "completed", 3.0)]
+    _, delivery, _ = await run_events(events)
+    assert delivery.to("1003") == [("pop", None)] + [("call", "missed"), ("call", "ringing")] * 4 + [("call", "missed"), ("retract", "answered elsewhere")]
+
+
+async def test_a_missed_card_is_retracted_when_the_caller_gives_up():
+    from telephony.events import CallAbandoned, CallEnded, CallMissed, CallQueued, CallRinging
+
+    events = [CallQueued("c1", "2026-12-04T15:00:00.000000Z", "sales", "+34912345678", "Ana", 1),
+              CallRinging("c1", "2026-12-04T15:00:01.000000Z", "1003", "sales", "+34912345678", "Ana"),
+              CallMissed("c1", "2026-12-04T15:00:05.000000Z", "1003", "no-answer"),
+              CallAbandoned("c1", "2026-12-04T15:00:09.000000Z", "sales", 9.0),
+              CallEnded("c1", "2026-12-04T15:00:09.000000Z", None, "abandoned", 0.0)]
+    _, delivery, _ = await run_events(events)
+    assert delivery.to("1003") == [("pop", None), ("call", "missed"), ("retract", "abandoned")]
+
+
+async def test_a_direct_call_not_answered_is_retracted_as_not_answered():
+    from telephony.events import CallEnded, CallMissed, CallRinging
+
+    events = [CallRinging("c1", "2026-12-04T15:00:01.000000Z", "1005", None, "+34912345678", "Ana"),
+              CallMissed("c1", "2026-12-04T15:00:21.000000Z", "1005", "no-answer"),
+              CallEnded("c1", "2026-12-04T15:00:21.000000Z", None, "unanswered", 0.0)]
+    _, delivery, _ = await run_events(events)
+    assert delivery.to("1005") == [("pop", None), ("retract", "not answered")]
