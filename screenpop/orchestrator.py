@@ -399,7 +399,7 @@ def pop_message(call: ActiveCall, agent: str, display: CardDisplay | None = None
         "queue": call.queue,
         "caller": display.caller(call.caller_number, call.caller_name, call.card.e164 if call.card else None),
         "card": display.card(call.card.to_dict()) if call.card else None,
-        "state": "answered" if call.answered_by == agent else "ringing",
+        "state": "answered" if call.answered_by == agent else "missed" if agent in call.missed else "ringing",
         "transferred_from": call.transferred_from,
         "answered_at": call.answered_at if call.answered_by == agent else None,
         "notes": list(call.notes),

@@ -220,7 +220,7 @@ function onPop(msg) {
       if (call.state !== 'answered') call.answeredAt = msg.answered_at ? serverTime(msg.answered_at) : Date.now();
       call.state = 'answered';
     } else if (call.state !== 'answered') {
-      call.state = 'ringing';
+      call.state = msg.state === 'missed' ? 'missed' : 'ringing';
     }
   }
   refocus();
@@ -247,7 +247,7 @@ function onCall(msg) {
     focusedId = call.call_id;
   } else if (msg.event === 'ended') {
     if (call.state === 'transferred' || call.state === 'wrapup') return;
-    if (call.state === 'ringing') {
+    if (call.state === 'ringing' || call.state === 'missed') {
       // Never talked to this agent (caller hung up while it rang): nothing
       // to wrap up.  Normally a retract says so; this covers its absence.
       remove(call);
@@ -260,6 +260,11 @@ function onCall(msg) {
   } else if (msg.event === 'transferred') {
     call.state = 'transferred';
     call.transferredTo = msg.to || null;
+  } else if (msg.event === 'missed' || msg.event === 'ringing') {
+    // A queue rings this agent again and again while the caller waits
+    // (queues.conf retry): one card, ringing <-> missed, until a retract.
+    if (call.state !== 'ringing' && call.state !== 'missed') return;
+    call.state = msg.event;
   } else {
     return;
   }
@@ -305,7 +310,7 @@ async function reconcile(since) {
   const live = new Set(result.data.items.map((p) => p && String(p.call_id)));
   for (const call of [...calls.values()]) {
     if (live.has(call.call_id) || call.updatedAt >= since) continue;
-    if (call.state === 'ringing') remove(call);
+    if (call.state === 'ringing' || call.state === 'missed') remove(call);
     else if (call.state === 'answered') onCall({ call_id: call.call_id, event: 'ended' });
   }
   for (const pop of result.data.items) if (pop && pop.call_id && !calls.has(String(pop.call_id))) onPop(pop);

@@ -15,6 +15,7 @@ import { renderCard, missingSources } from './card.js';
 
 const STATE_LABEL = {
   ringing: 'Ringing',
+  missed: 'Missed: caller still waiting in the queue',
   answered: 'On call',
   wrapup: 'Ended: outcome needed',
   transferred: 'Transferred',
@@ -66,7 +67,7 @@ export function sameName(a, b) {
 // Ringing calls first, then the call in progress, the calls owing an
 // outcome, transferred ones; within a state, in the order they came (a
 // card does not jump while the agent reads it).
-const STATE_ORDER = { ringing: 0, answered: 1, wrapup: 2, transferred: 3 };
+const STATE_ORDER = { ringing: 0, missed: 1, answered: 1, wrapup: 2, transferred: 3 };
 export function displayOrder(calls) {
   const rank = (call) => STATE_ORDER[call.state] ?? 4;
   return [...calls].map((call, i) => ({ call, i }))

@@ -303,3 +303,17 @@ async def test_a_direct_call_not_answered_is_retracted_as_not_answered():
               CallEnded("c1", "2026-12-04T15:00:21.000000Z", None, "unanswered", 0.0)]
     _, delivery, _ = await run_events(events)
     assert delivery.to("1005") == [("pop", None), ("retract", "not answered")]
+
+
+async def test_a_reloaded_desktop_gets_a_missed_card_back_as_missed():
+    from telephony.events import CallMissed, CallQueued, CallRinging
+
+    events = [CallQueued("c1", "2026-12-04T15:00:00.000000Z", "sales", "+34912345678", "Ana", 1),
+              CallRinging("c1", "2026-12-04T15:00:01.000000Z", "1003", "sales", "+34912345678", "Ana"),
+              CallMissed("c1", "2026-12-04T15:00:05.000000Z", "1003", "no-answer")]
+    orchestrator, _, _ = await run_events(events)
+    (replayed,) = orchestrator.pops_for("1003")
+    assert replayed["state"] == "missed"
+    state = orchestrator.calls["c1"].to_state()
+    from screenpop.orchestrator import ActiveCall
+    assert ActiveCall.from_state(state).missed == {"1003"}  # another node taking over knows it too
