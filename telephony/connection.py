@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import random
+import time
 from collections import deque
 
 from panoramisk import actions
@@ -33,6 +33,7 @@ from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
 from screenpop.config import AmiSettings
+from telephony.backoff import Backoff
 from telephony.link import LinkDown, LinkUp, Snapshot
 from telephony.protocol import AmiDecoder, AmiMessage, encode_message
 
@@ -199,6 +200,9 @@ class AmiConnection:
         self.queue: asyncio.Queue = _Queue(queue_maxsize, self._consumed)
         self.low_water = queue_maxsize // 2
         self.state = "disconnected"  # 'connecting' | 'connected' (logged in)
+        # Wall-clock time the link was lost (or first tried and failed); None
+        # while it is up.  /healthz, /metrics and the screens' banner say it.
+        self.down_since: float | None = None
         self.connected_event = asyncio.Event()
         self.banner: str | None = None
         self.logins = 0
@@ -270,10 +274,17 @@ class AmiConnection:
 
     def _backoff(self, failures: int) -> float:
         """reconnect_min after a good session or a first failure, doubling up to
-        reconnect_max; jitter takes up to 20 % off so many clients spread out."""
-        low, high = self.settings.reconnect_min, self.settings.reconnect_max
-        base = min(high, low * 2 ** min(max(failures - 1, 0), 30))
-        return max(low, base * random.uniform(0.8, 1.0))
+        reconnect_max, but frequent while the outage is young (see Backoff)."""
+        s = self.settings
+        schedule = Backoff(s.reconnect_min, s.reconnect_max, getattr(s, "reconnect_fast_seconds", 60.0),
+                           max(s.reconnect_min, getattr(s, "reconnect_fast_max", 2.0)))
+        outage = time.time() - self.down_since if self.down_since is not None else 0.0
+        return schedule.delay(failures, outage)
+
+    @property
+    def outage_seconds(self) -> float:
+        """How long the link has been down (0 while it is up)."""
+        return 0.0 if self.down_since is None else max(0.0, time.time() - self.down_since)
 
     async def _session(self) -> bool:
         """One connection, from connect to loss.  Returns True if it logged in."""
@@ -287,6 +298,8 @@ class AmiConnection:
         except (OSError, asyncio.TimeoutError) as exc:
             error = f"no answer within {s.connect_timeout}s" if isinstance(exc, TimeoutError) else (str(exc) or repr(exc))
             self.state = "disconnected"
+            if self.down_since is None:  # never up yet: the outage starts with the first failure
+                self.down_since = time.time()
             log.warning("ami connect failed %s error=%s", self._where, error)
             return False
         log.info("ami connected %s", self._where)
@@ -318,6 +331,7 @@ class AmiConnection:
             if self.state == "connected":
                 log.log(logging.INFO if self._stopping else logging.WARNING, "ami link lost %s reason=%s",
                         self._where, reason)
+                self.down_since = time.time()
                 self._put(LinkDown(reason))
             self.state = "disconnected"
 
@@ -325,7 +339,10 @@ class AmiConnection:
         """Runs inside data_received, at the login reply's place in the stream."""
         if not login.responses[0].success or protocol.lost.done():
             return
+        if self.down_since is not None:
+            log.info("ami link back %s outage_seconds=%.1f", self._where, time.time() - self.down_since)
         self.state = "connected"
+        self.down_since = None
         self.connected_event.set()
         self.banner = protocol.decoder.banner
         self._put(LinkUp(reconnect=self.logins > 0, banner=self.banner))
