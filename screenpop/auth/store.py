@@ -112,8 +112,12 @@ class AccountStore:
 
     # ------------------------------------------------------------ passwords
 
-    async def _hash(self, password: str) -> str:
+    async def _hash(self, password: str, role: str | None = None) -> str:
+        """``role``: a password a person sets for that role, held to
+        :func:`~screenpop.auth.passwords.check_strength` (None: only the basic checks)."""
         passwords.check_acceptable(password)
+        if role is not None:
+            passwords.check_strength(password, role)
         return await asyncio.to_thread(passwords.hash_password, password, n=self.scrypt_n)
 
     async def _verify(self, stored: str, password: str) -> bool:
@@ -121,9 +125,16 @@ class AccountStore:
 
     # ----------------------------------------------------------------- users
 
-    async def create_user(self, username: str, password: str, role: str, agent_id: str | None = None, display_name: str | None = None) -> User:
+    async def create_user(self, username: str, password: str, role: str, agent_id: str | None = None, display_name: str | None = None,
+                          *, strength_checked: bool = True) -> User:
+        """``strength_checked=False``: only for the demo's own accounts
+        (:func:`ensure_demo_users`, password "demo"); every account a person
+        creates is held to the role's password rule."""
         new = validate_new_user(username, role, agent_id, display_name)
-        hashed = await self._hash(password)
+        passwords.check_acceptable(password)
+        if strength_checked and await self.get_user(new.username) is not None:
+            raise AccountError(await self._conflict(new.username, new.agent_id))  # "already exists" before "too weak"
+        hashed = await self._hash(password, new.role if strength_checked else None)
         now = self.clock()
         try:
             async with writing(self.engine) as conn:
@@ -163,7 +174,8 @@ class AccountStore:
     async def set_password(self, username: str, password: str) -> None:
         """Also ends every session of the user: a password is changed because
         it may be known to someone else, whose sessions must not survive."""
-        hashed = await self._hash(password)
+        user = await self.get_user(username)
+        hashed = await self._hash(password, user.role if user is not None else None)  # no user: _update_user says so
         user_id = await self._update_user(username, password_hash=hashed, password_changed_at=self.clock(), failed_logins=0, locked_until=None)
         await self.end_sessions(user_id)
         log.info("password changed user=%s", normalize_username(username))
@@ -348,7 +360,8 @@ async def ensure_demo_users(store: AccountStore, demo_users: Iterable[DemoUser])
         if await store.get_user(demo.username) is not None:
             continue
         try:
-            await store.create_user(demo.username, demo.password, demo.role, demo.agent_id, demo.display_name)
+            await store.create_user(demo.username, demo.password, demo.role, demo.agent_id, demo.display_name,
+                                    strength_checked=False)  # the demo's "demo" stays the demo's
         except AccountError:
             if await store.get_user(demo.username) is None:  # not a concurrent creation: a real problem
                 raise

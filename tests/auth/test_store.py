@@ -11,7 +11,7 @@ from screenpop.auth.models import sessions, users
 from screenpop.auth.passwords import PasswordRejected
 from screenpop.auth.store import DemoUser, UnknownUser, ensure_demo_users
 
-PW = "s3cret-pass"
+PW = "s3cret-pass-for-auth"
 
 
 async def test_create_and_authenticate(store):
