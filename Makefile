@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/screenpop demo
+	$(BIN)/screenpop demo $(DEMO_ARGS)
 
 services:
 	@bash .ci/services.sh

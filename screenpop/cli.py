@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
-from screenpop.config import ConfigError, Settings, load_settings
+from screenpop.config import ConfigError, Settings
+from screenpop.config_paths import CONFIG_ENV, choose_config
 from screenpop.logs import setup_logging
+
+LOG_LEVELS = ["debug", "info", "warning", "error"]
 
 
 class UsageError(Exception):
@@ -35,8 +40,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="screenpop", description="Call-center screen pop for Asterisk.")
-    parser.add_argument("--config", help="TOML configuration file (every key overridable by SCREENPOP_SECTION__KEY)")
-    parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--config", help="TOML configuration file, before or after the sub-command (default: "
+                        f"${CONFIG_ENV}, else the demo's config/demo.toml; every key overridable by SCREENPOP_SECTION__KEY)")
+    parser.add_argument("--log-level", default="warning", choices=LOG_LEVELS)
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
     replay = sub.add_parser("replay", help="turn a raw AMI capture into call events, no server needed")
@@ -56,7 +62,25 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
     for register in _command_modules():
         register(sub)
+    _global_options_everywhere(parser)
     return parser
+
+
+def _global_options_everywhere(parser: argparse.ArgumentParser) -> None:
+    """``--config`` and ``--log-level`` are accepted after any sub-command
+    too (``screenpop serve --config FILE``, as the README writes it), at any
+    depth (``screenpop users list --config FILE``).  SUPPRESS as the default:
+    a sub-command that is not given one keeps the value given before it."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for child in set(action.choices.values()):
+            if "--config" not in child._option_string_actions:
+                child.add_argument("--config", default=argparse.SUPPRESS, help="TOML configuration file "
+                                   f"(default: ${CONFIG_ENV}, else the demo's config/demo.toml)")
+            if "--log-level" not in child._option_string_actions:
+                child.add_argument("--log-level", default=argparse.SUPPRESS, choices=LOG_LEVELS)
+            _global_options_everywhere(child)
 
 
 def _command_modules():
@@ -72,8 +96,17 @@ def _command_modules():
         yield importlib.import_module(f"{package.__name__}.{info.name}").register
 
 
-def settings_from(args) -> Settings:
-    return load_settings(args.config)
+def settings_from(args, *, database: bool = True, announce: bool = True) -> Settings:
+    """The settings every command runs with (:mod:`screenpop.config_paths`:
+    ``--config``, else ``$SCREENPOP_CONFIG``, else the demo's config), and
+    one line on stderr saying which file and which database (``database=False``
+    for commands that use none; ``announce=False`` for a ``--quiet``), so
+    nobody wonders whose data they see."""
+    choice = choose_config(getattr(args, "config", None))
+    settings = choice.load()
+    if announce:
+        print(f"screenpop: {choice.describe(settings, database=database)}", file=sys.stderr, flush=True)
+    return settings
 
 
 # ------------------------------------------------------------------ replay
@@ -83,14 +116,10 @@ def cmd_replay(args) -> int:
     from telephony.agents import AgentResolver
     from telephony.replay import ReplayResult, describe, read_chunks, replay
 
-    settings = settings_from(args)
-    if args.capture == "-":
-        stream = sys.stdin.buffer
-    else:
-        path = Path(args.capture)
-        if not path.is_file():
-            raise UsageError(f"capture {args.capture} does not exist")
-        stream = path.open("rb")
+    if args.capture != "-" and not Path(args.capture).is_file():
+        raise UsageError(f"capture {args.capture} does not exist")
+    settings = settings_from(args, database=False)
+    stream = sys.stdin.buffer if args.capture == "-" else Path(args.capture).open("rb")
     result: list[ReplayResult] = []
     out = sys.stdout
     try:
@@ -117,10 +146,24 @@ def cmd_replay(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from screenpop.demo import demo_settings, run_demo
+    from screenpop.demo import run_demo
 
-    return asyncio.run(run_demo(demo_settings(args.config), rate=args.rate, duration=args.duration, speed=args.speed,
-                                timeline=args.timeline, as_json=args.json, port=args.port, customers=args.customers))
+    settings = settings_from(args)
+    with port_in_use_is_one_line(settings.web.host, settings.web.port if args.port is None else args.port):
+        return asyncio.run(run_demo(settings, rate=args.rate, duration=args.duration, speed=args.speed,
+                                    timeline=args.timeline, as_json=args.json, port=args.port, customers=args.customers))
+
+
+@contextmanager
+def port_in_use_is_one_line(host: str, port: int):
+    """A web port another process holds is a mistake the user fixes in one
+    step: say so in one line (exit 2), not with the bind's traceback."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise UsageError(f"port {port} on {host} is already in use; pick another with --port or [web] port") from None
 
 
 if __name__ == "__main__":  # pragma: no cover

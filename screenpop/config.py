@@ -252,8 +252,11 @@ class Settings:
     security: SecuritySettings = field(default_factory=SecuritySettings)
 
 
-def load_settings(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> Settings:
-    """Read ``path`` (optional), apply environment overrides, check everything."""
+def load_settings(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = None, *,
+                  base_dir: Path | None = None) -> Settings:
+    """Read ``path`` (optional), apply environment overrides, check everything.
+    With ``base_dir``, the file's relative SQLite files and spill path are
+    read from there rather than from the working directory."""
     env = os.environ if env is None else env
     raw: dict[str, Any] = {}
     if path is not None:
@@ -261,9 +264,17 @@ def load_settings(path: str | os.PathLike | None = None, env: Mapping[str, str] 
             raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"config file {path} does not exist") from None
+        except IsADirectoryError:
+            raise ConfigError(f"config file {path} is a directory") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"config file {path} is not UTF-8 text") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
         _refuse_secrets_in_file(raw, str(path))
+    if base_dir is not None:
+        from screenpop.config_paths import anchor_paths
+
+        anchor_paths(raw, base_dir, storage_dsn=StorageSettings().dsn, spill_path=InteractionSettings().spill_path)
     _apply_env(raw, env)
     settings = _build(Settings, raw, "")
     for section in (settings.ami, settings.billing, *settings.sources):
@@ -273,20 +284,47 @@ def load_settings(path: str | os.PathLike | None = None, env: Mapping[str, str] 
     return settings
 
 
-def _refuse_secrets_in_file(raw: dict, path: str, where: str = "") -> None:
+def _refuse_secrets_in_file(raw: dict, path: str, where: str = "", env_where: str = "") -> None:
+    """Refuse every secret written in the file, naming the environment variable
+    that really sets it: ``where`` is the key's name as the operator reads it
+    (``sources[1].token``), ``env_where`` as :func:`_apply_env` reads it (a
+    source by its name: ``SOURCES__BILLING__``)."""
     for key, value in raw.items():
         name = f"{where}{key}"
+        env_name = f"{env_where}{key}".upper()
         if isinstance(value, dict):
-            _refuse_secrets_in_file(value, path, name + ".")
+            _refuse_secrets_in_file(value, path, name + ".", env_name + "__")
         elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
             for i, item in enumerate(value):
-                _refuse_secrets_in_file(item, path, f"{name}[{i}].")
+                label = item.get("name") if isinstance(item.get("name"), str) and item.get("name") else str(i)
+                _refuse_secrets_in_file(item, path, f"{name}[{i}].", f"{env_name}__{label.upper()}__")
         elif key in SECRET_KEYS and value:
-            env_name = ENV_PREFIX + name.replace(".", "__").upper()
             raise ConfigError(
                 f"{path}: {name} is a secret and must not be written in the file; "
-                f"set {env_name} in the environment or {key}_file to a file holding it"
+                f"set {ENV_PREFIX}{env_name} in the environment or {key}_file to a file holding it"
             )
+        elif isinstance(value, str) and _is_url_key(key) and _url_password(value):
+            postgres = " (or leave the password out and set PGPASSWORD or ~/.pgpass)" if value.startswith("postgres") else ""
+            raise ConfigError(
+                f"{path}: {name} holds a password, a secret that must not be written in the file; "
+                f"set the whole URL in {ENV_PREFIX}{env_name} in the environment{postgres}"
+            )
+
+
+def _is_url_key(key: str) -> bool:
+    return key in ("dsn", "url") or key.endswith(("_dsn", "_url"))
+
+
+def _url_password(value: str) -> bool:
+    """Whether a DSN or URL carries a password (``postgresql://user:secret@host/db``)."""
+    from urllib.parse import urlsplit
+
+    if "@" not in value or "://" not in value:
+        return False
+    try:
+        return bool(urlsplit(value.strip()).password)
+    except ValueError:
+        return False
 
 
 def _apply_env(raw: dict, env: Mapping[str, str]) -> None:
@@ -298,7 +336,8 @@ def _apply_env(raw: dict, env: Mapping[str, str]) -> None:
             # SCREENPOP_SOURCES__BILLING__TOKEN=...: a key of the source named "billing"
             source_name, _, key = key.partition("__")
             sources = raw.setdefault("sources", [])
-            match = [s for s in sources if s.get("name") == source_name]
+            # environment variable names are upper case: a source is found whatever the case of its name
+            match = [s for s in sources if str(s.get("name", "")).lower() == source_name]
             if not match:
                 raise ConfigError(f"{name}: there is no [[sources]] entry named {source_name!r}")
             match[0][key] = value

@@ -15,13 +15,12 @@ import secrets
 import sys
 from dataclasses import replace
 from urllib.parse import urlencode
-from pathlib import Path
 
-from screenpop.config import Settings, load_settings
+from screenpop.config import Settings
+from screenpop.config_paths import choose_config
 
 log = logging.getLogger(__name__)
 
-DEMO_CONFIG = Path(__file__).resolve().parents[1] / "config" / "demo.toml"
 DEMO_PASSWORD = "demo"
 DEMO_CUSTOMERS = 20_000
 
@@ -56,10 +55,10 @@ def demo_users(agents=None):
 
 
 def demo_settings(path: str | None) -> Settings:
-    """``--config`` if given, else the shipped config/demo.toml (SQLite, in-process bus)."""
-    if path is None and DEMO_CONFIG.is_file():
-        path = str(DEMO_CONFIG)
-    return load_settings(path)
+    """``--config`` if given, else the rule of every command
+    (:func:`screenpop.config_paths.choose_config`: ``$SCREENPOP_CONFIG``, else
+    the shipped config/demo.toml, its ``var/demo/`` files the checkout's)."""
+    return choose_config(path).load()
 
 
 async def run_demo(settings: Settings, *, rate: float | None, duration: float | None, speed: float,

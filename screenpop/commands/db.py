@@ -14,21 +14,23 @@ def register(subparsers) -> None:
     db = subparsers.add_parser("db", help="the service's own database (interaction log, users)")
     sub = db.add_subparsers(required=True, metavar="ACTION")
     upgrade = sub.add_parser("upgrade", help="apply every pending migration (safe to run again)")
-    upgrade.add_argument("--config", dest="db_config", help="TOML configuration file (default: the global --config)")
     upgrade.add_argument("--dsn", help="database URL (default: [storage] dsn of the configuration)")
     upgrade.set_defaults(func=cmd_upgrade)
     current = sub.add_parser("current", help="print the revision the database is at, and the latest one")
-    current.add_argument("--config", dest="db_config", help="TOML configuration file (default: the global --config)")
     current.add_argument("--dsn", help="database URL (default: [storage] dsn of the configuration)")
     current.set_defaults(func=cmd_current)
 
 
 def _dsn(args) -> str:
-    from screenpop.config import load_settings
+    """``--dsn``, else the ``[storage] dsn`` of the configuration every
+    command uses (``screenpop.cli.settings_from``); either way said on stderr."""
+    from screenpop.cli import settings_from
+    from screenpop.config_paths import describe_dsn
 
     if args.dsn:
+        print(f"screenpop: database {describe_dsn(args.dsn)} (--dsn)", file=sys.stderr, flush=True)
         return args.dsn
-    return load_settings(args.db_config or args.config).storage.dsn
+    return settings_from(args).storage.dsn
 
 
 def cmd_upgrade(args) -> int:

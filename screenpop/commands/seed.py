@@ -1,7 +1,11 @@
 """``screenpop seed``: fill the demo sales, billing and support databases.
 
-Defaults to three SQLite files under ``var/demo/`` (what ``config/demo.toml``
-reads); any SQLAlchemy DSN works, PostgreSQL through COPY.  Progress goes to
+With a configuration named (``--config`` or ``$SCREENPOP_CONFIG``), fills
+its ``sales``, ``billing`` and ``support`` sources; otherwise three SQLite
+files under ``var/demo/`` of the working directory (where ``make demo``,
+run in the checkout, reads them).  ``--sales-dsn`` etc. override either.
+Any SQLAlchemy DSN works, PostgreSQL through COPY.  The databases it fills
+are said on stderr first.  Progress goes to
 stderr: one line redrawn in place on a terminal, a line every ten percent
 when stderr is a file or a pipe (CI logs must not fill with carriage returns).
 """
@@ -26,7 +30,8 @@ def register(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=1, metavar="S", help="random seed (default 1)")
     for system in ("sales", "billing", "support"):
         parser.add_argument(f"--{system}-dsn", metavar="DSN",
-                            help=f"SQLAlchemy DSN of the {system} database (default sqlite+aiosqlite:///var/demo/{system}.sqlite3)")
+                            help=f"SQLAlchemy DSN of the {system} database (default: the {system} source of --config "
+                                 f"or $SCREENPOP_CONFIG when one is given, else sqlite+aiosqlite:///var/demo/{system}.sqlite3)")
     parser.add_argument("--force", action="store_true", help="replace the demo tables if they already exist")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.set_defaults(func=cmd_seed)
@@ -45,10 +50,16 @@ def _count(value: str) -> int:
 
 
 def cmd_seed(args) -> int:
-    from adapters.demo import SeedError, seed_demo
+    from adapters.demo import DEFAULT_DSNS, SYSTEMS, SeedError, seed_demo
     from screenpop.cli import UsageError
 
-    dsns = {s: d for s in ("sales", "billing", "support") if (d := getattr(args, f"{s}_dsn"))}
+    dsns = {**_configured_dsns(args, SYSTEMS, quiet=args.quiet),
+            **{s: d for s in SYSTEMS if (d := getattr(args, f"{s}_dsn"))}}
+    if not args.quiet:
+        from screenpop.config_paths import describe_dsn
+
+        shown = ", ".join(f"{s}={describe_dsn(dsns.get(s, DEFAULT_DSNS[s]))}" for s in SYSTEMS)
+        print(f"screenpop: seeding {shown}", file=sys.stderr, flush=True)
     bar = None if args.quiet else ProgressLine(sys.stderr)
     try:
         result = asyncio.run(seed_demo(dsns, args.customers, args.seed, bar, force=args.force))
@@ -59,6 +70,25 @@ def cmd_seed(args) -> int:
     rows = sum(result.rows.values())
     print(f"seeded {result.customers:,} customers, {rows:,} rows in {result.seconds:.1f} s", file=sys.stderr)
     return 0
+
+
+def _configured_dsns(args, systems, *, quiet: bool) -> dict[str, str]:
+    """The demo systems' DSNs of a configuration the user named, {} when none
+    was named: seeding writes tables, so it never follows a default."""
+    import os
+
+    from screenpop.cli import UsageError, settings_from
+    from screenpop.config_paths import CONFIG_ENV
+
+    if not (getattr(args, "config", None) or os.environ.get(CONFIG_ENV)):
+        return {}
+    settings = settings_from(args, database=False, announce=not quiet)
+    dsns = {s.name: s.dsn for s in settings.sources if s.name in systems and s.dsn}
+    missing = [s for s in systems if s not in dsns and not getattr(args, f"{s}_dsn")]
+    if missing:
+        raise UsageError(f"the configuration has no sql source named {', '.join(missing)}; "
+                         f"give {' '.join(f'--{s}-dsn DSN' for s in missing)}")
+    return dsns
 
 
 class ProgressLine:

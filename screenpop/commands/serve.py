@@ -15,12 +15,13 @@ def register(subparsers) -> None:
 def cmd_serve(args) -> int:
     from dataclasses import replace
 
-    from screenpop.cli import settings_from
+    from screenpop.cli import port_in_use_is_one_line, settings_from
 
     settings = settings_from(args)
     if args.port is not None:
         settings = replace(settings, web=replace(settings.web, port=args.port))
-    return asyncio.run(_serve(settings))
+    with port_in_use_is_one_line(settings.web.host, settings.web.port):
+        return asyncio.run(_serve(settings))
 
 
 async def _serve(settings) -> int:
