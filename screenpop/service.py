@@ -165,7 +165,7 @@ class ScreenpopService:
             self.bus = RedisBus(b.redis_url, node_id=b.node_id or None, prefix=self.settings.lookup.redis_prefix,
                                 maxlen=b.stream_maxlen)
             self.livecalls = LiveCalls(self._redis, self.settings.lookup.redis_prefix)
-        self.bus.subscribe(AGENTS, lambda m: self.hub.send_to_agent(str(m["agent"]), m["message"]))
+        self.bus.subscribe(AGENTS, self._to_agent)
         self.bus.subscribe(SUPERVISORS, self._to_supervisors)
         self.bus.subscribe(COMMANDS, self._command)
         self.metrics.bind_gauge(self.metrics.bus_connected, lambda: 1.0 if self.bus.connected else 0.0)
@@ -182,6 +182,18 @@ class ScreenpopService:
         from screenpop.security.plugin import SECURITY
 
         return self.app[SECURITY].privacy.view_all(await self.live.pops_for(agent_id), "agent")
+
+    def _to_agent(self, envelope: dict[str, Any]) -> int:
+        """An agent's message from the bus to its sockets on this node; a pop
+        one of them took is audited here (screenpop.security.delivery)."""
+        from screenpop.security.delivery import record_delivered
+        from screenpop.security.plugin import SECURITY
+
+        agent_id, message = str(envelope["agent"]), envelope["message"]
+        sent = self.hub.send_to_agent(agent_id, message)
+        if sent and self.app is not None and isinstance(message, dict) and message.get("type") == "pop":
+            record_delivered(self.app[SECURITY].audit, agent_id, message, len(self.hub.connections_of(agent_id)))
+        return sent
 
     def _to_supervisors(self, message: dict[str, Any]) -> None:
         self.mirror.update(message)

@@ -10,7 +10,7 @@ import pytest
 from screenpop.security.audit import (
     CARD_VIEWED, POP_DELIVERED, AuditEvent, AuditQuery, AuditStore, AuditTrail, customer_of_card, customer_of_keys,
 )
-from screenpop.security.delivery import GuardedDelivery
+from screenpop.security.delivery import GuardedDelivery, record_delivered
 from screenpop.security.privacy import PrivacyRules
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
@@ -108,7 +108,7 @@ class Recorder:
         return 1
 
 
-async def test_guarded_delivery_audits_pops_and_masks_for_agents():
+async def test_guarded_delivery_masks_for_agents_and_leaves_the_audit_to_the_sockets():
     trail = AuditTrail(FailingStore())
     inner = Recorder()
     delivery = GuardedDelivery(inner, trail, PrivacyRules(partial_phone_roles=frozenset({"agent"})))
@@ -118,6 +118,10 @@ async def test_guarded_delivery_audits_pops_and_masks_for_agents():
     assert delivery.send_to_agent("1001", pop) == 1
     delivery.send_to_agent("1001", {"type": "retract", "call_id": "c-1"})
     delivery.send_to_supervisors({"type": "queue", "waiting": [{"caller_number": "+34600111222"}]})
+    assert list(trail._pending) == []  # published is not shown: the socket's node audits (record_delivered)
+    assert not record_delivered(trail, "1001", pop, 0) and list(trail._pending) == []
+    assert not record_delivered(trail, "1001", {"type": "retract", "call_id": "c-1"}, 1)
+    assert record_delivered(trail, "1001", pop, 1)
     (event,) = list(trail._pending)
     assert (event.actor, event.action, event.target_id, event.customer) == ("agent:1001", POP_DELIVERED, "c-1", "sales:c-17")
     sent = inner.sent[0][1]
