@@ -476,9 +476,13 @@ async def main() -> int:
     parser.add_argument("--seed-only", action="store_true")
     parser.add_argument("--keep-redis", action="store_true")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
+    parser.add_argument("--cli", type=int, metavar="RUNS", default=0,
+                        help="instead: time RUNS 'screenpop lookup' processes on the SQLite demo data (--customers)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    if args.cli:
+        return await cli_bench(args)
     backends = ("sqlite", "postgres") if args.backend == "both" else (args.backend,)
     kinds = ("memory", "redis") if args.index == "both" else (args.index,)
     say(f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC, python {platform.python_version()} on {os.cpu_count()} cores; {' '.join(sys.argv)}")
@@ -502,6 +506,41 @@ async def main() -> int:
         print("\n" + "\n".join(verdicts), flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"argv": sys.argv, "seeds": seeds, "results": results}, indent=1))
+    return 0
+
+
+async def cli_bench(args) -> int:
+    """``screenpop lookup NUMBER`` as a user runs it: a new process each time,
+    the demo's config/demo.toml pointed at the bench's SQLite files.  First
+    with no saved index (the process builds and saves it), then RUNS known
+    numbers reading the saved index, as next to a running service."""
+    import resource
+    import sqlite3
+    import statistics
+    import subprocess
+
+    await ensure_seed("sqlite", args.customers, args.seed, args.reseed)
+    config = BENCH_DIR / "cli.toml"
+    config.write_text((ROOT / "config" / "demo.toml").read_text().replace("sqlite+aiosqlite:///var/demo/", f"sqlite+aiosqlite:///{BENCH_DIR}/"))
+    (BENCH_DIR / "phone-index.sqlite3").unlink(missing_ok=True)
+    with sqlite3.connect(BENCH_DIR / "sales.sqlite3") as db:
+        numbers = [r[0] for r in db.execute("SELECT phone FROM customers WHERE phone IS NOT NULL ORDER BY random() LIMIT ?", (args.cli,))]
+    screenpop = str(Path(sys.executable).with_name("screenpop"))
+
+    def once(number: str) -> tuple[float, float, str]:
+        cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        out = subprocess.run([screenpop, "lookup", number, "--config", str(config)], capture_output=True, text=True, check=True)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return time.perf_counter() - started, after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime, out.stdout
+
+    wall, cpu, _ = once(numbers[0])
+    say(f"no saved index (built and saved by this process): {wall:.2f} s wall, {cpu:.2f} s CPU")
+    runs = [once(n) for n in numbers]
+    known = sum(1 for *_, out in runs if not out.startswith("Unknown"))
+    walls, cpus = sorted(r[0] for r in runs), sorted(r[1] for r in runs)
+    say(f"saved index, {len(runs)} numbers ({known} known): wall min {walls[0]:.2f} / median {statistics.median(walls):.2f} / "
+        f"max {walls[-1]:.2f} s; CPU median {statistics.median(cpus):.2f} s")
     return 0
 
 

@@ -274,6 +274,18 @@ class MemoryPhoneIndex:
         for table in self._live_tables(source, create=False):
             table.replace(str(record_key), [])
 
+    def export(self, source: str) -> tuple[_Table, list[tuple[str, Members]]] | None:
+        """The built table of ``source`` and a copy of its (key, records)
+        items, taken on the loop so a worker thread can write them out
+        (:mod:`customer_lookup.index_file`) while lookups go on."""
+        table = self._tables.get(source)
+        if table is None or table.built_at is None:
+            return None
+        return table, list(table.by_key.items())
+
+    def built_sources(self) -> list[str]:
+        return [name for name, table in self._tables.items() if table.built_at is not None]
+
     async def stats(self) -> dict:
         sources = {
             name: {

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Awaitable, Callable
 
 from customer_lookup.balances import MemoryBalanceStore, PushedBalance, RedisBalanceStore
@@ -52,6 +52,9 @@ class LookupRuntime:
     balances: Any
     service: LookupService
     shared: bool  # state lives in Redis
+    regions: dict[str, str] = field(default_factory=dict)  # source -> region its stored numbers are read in
+    index_file: Any = None  # customer_lookup.index_file.IndexFile: where the in-process index is saved (None: not saved)
+    fingerprints: dict[str, str] = field(default_factory=dict)  # source -> what its saved index must have been built from
     _redis_owned: Any = None
     _refresher: asyncio.Task | None = None
     _build_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -77,7 +80,12 @@ class LookupRuntime:
 
     async def update_record(self, source: str, record_key: str, phones: list[str]) -> None:
         """Incremental index update: a record's phones changed (or it is new)."""
-        await self.index.update_record(source, record_key, phones, default_region=self.settings.lookup.default_region)
+        await self.index.update_record(source, record_key, phones, default_region=self.region_of(source))
+
+    def region_of(self, source: str) -> str:
+        """The region a source's numbers without a country code are read in:
+        its own ``default_region``, else ``[lookup] default_region``."""
+        return self.regions.get(source) or self.settings.lookup.default_region
 
     # ------------------------------------------------------------- the index
 
@@ -101,8 +109,65 @@ class LookupRuntime:
         async with self._build_lock:
             due = await self._due(older_than) if older_than is not None else None
             if background:
-                return [await self._rebuild_one(s, progress, due, paced=True) for s in chosen]
-            return list(await asyncio.gather(*(self._rebuild_one(s, progress, due) for s in chosen)))
+                outcomes = [await self._rebuild_one(s, progress, due, paced=True) for s in chosen]
+            else:
+                outcomes = list(await asyncio.gather(*(self._rebuild_one(s, progress, due) for s in chosen)))
+            if any(o.stats is not None for o in outcomes):
+                await self.save_index()
+            return outcomes
+
+    async def save_index(self) -> bool:
+        """Save the in-process index (:mod:`customer_lookup.index_file`) so
+        other processes (``screenpop lookup``, ``index stats``) read what this
+        one built.  Sources not built here keep their saved copy.  A failure
+        is logged, never raised: the index in memory is what serves pops."""
+        if self.index_file is None or self.shared:
+            return False
+        from customer_lookup.index_file import SourceExport, export_pairs
+
+        exports = []
+        for name in self.index.built_sources():
+            exported = self.index.export(name)
+            if exported is None or name not in self.fingerprints:
+                continue
+            table, items = exported
+            exports.append(SourceExport(name, self.fingerprints[name], self.region_of(name), table.built_at,
+                                        len(items), table.entries, asdict(table.build) if table.build else None,
+                                        export_pairs(items)))
+        keep = [s.name for s in self.sources]
+        try:
+            await asyncio.to_thread(self.index_file.save, exports, keep)
+        except Exception as exc:
+            log.warning("phone index not saved path=%s reason=%r", self.index_file.path, str(exc))
+            return False
+        log.info("phone index saved path=%s sources=%s", self.index_file.path, ",".join(e.name for e in exports))
+        return True
+
+    async def use_saved_index(self) -> list[BuildOutcome]:
+        """For a one-shot command: answer from the index the service saved,
+        when every source's saved copy was built from its current definition
+        and is younger than ``index_refresh_seconds``; otherwise build the
+        index here (and save it for the next call).  Returns the build's
+        outcomes ([] when the saved index is used)."""
+        if self.shared or self.index_file is None:
+            return await self.rebuild_index(older_than=math.inf) if self.shared else await self.rebuild_index()
+        from customer_lookup.index_file import SavedPhoneIndex
+
+        usable = await asyncio.to_thread(self.saved_usable)
+        if usable == {s.name for s in self.sources}:
+            self.index = self.service.index = SavedPhoneIndex(self.index_file, usable)
+            return []
+        return await self.rebuild_index()
+
+    def saved_usable(self, now: float | None = None) -> set[str]:
+        """Sources whose saved index may answer for them now."""
+        period = self.settings.lookup.index_refresh_seconds
+        max_age = period if period > 0 else math.inf
+        now = time.time() if now is None else now
+        return {
+            name for name, saved in self.index_file.sources().items()
+            if self.fingerprints.get(name) == saved.fingerprint and now - saved.built_at < max_age
+        }
 
     async def _rebuild_one(self, source, progress: BuildProgress | None, due: set[str] | None, *, paced: bool = False) -> BuildOutcome:
         from customer_lookup.index_redis import BuildInProgress
@@ -112,7 +177,7 @@ class LookupRuntime:
         report = (lambda rows: progress(source.name, rows)) if progress else None
         try:
             stats = await self.index.replace_source(
-                source.name, source.iter_phones(), default_region=self.settings.lookup.default_region, progress=report,
+                source.name, source.iter_phones(), default_region=self.region_of(source.name), progress=report,
                 paced=paced,
             )
         except BuildInProgress as exc:
@@ -211,6 +276,7 @@ async def build_lookup(
     sources: list | None = None,
     source_options: dict[str, Any] | None = None,
     waits_late: bool = True,
+    save_index: bool | str = True,
 ) -> LookupRuntime:
     """Everything the lookup needs, from ``settings`` (``screenpop.config.Settings``).
 
@@ -222,6 +288,9 @@ async def build_lookup(
     past the deadline); False for a one-shot lookup (the CLI) that gives up
     at the deadline.  Either way each source is told when it is given up on
     (:func:`give_up_seconds`), so its query is stopped there, at the source.
+    ``save_index``: without Redis, save the in-process index after each build
+    where :func:`customer_lookup.index_file.index_file_for` says (True), at
+    this path (a string), or not at all (False).
     Nothing is built until :meth:`LookupRuntime.start`.
     """
     from adapters.base import build_source
@@ -249,6 +318,16 @@ async def build_lookup(
         index = MemoryPhoneIndex()
         cache = MemoryCardCache(max_entries=lookup.cache_max_entries, max_age_seconds=lookup.cache_ttl_seconds)
         balances = MemoryBalanceStore()
+    regions = {s.name: (s.default_region or lookup.default_region).upper() for s in settings.sources}
+    index_file = None
+    if redis is None and save_index:
+        from customer_lookup.index_file import IndexFile, index_file_for
+
+        path = index_file_for(settings) if save_index is True else save_index
+        index_file = IndexFile(path) if path is not None else None
+    from customer_lookup.index_file import fingerprint
+
+    fingerprints = {s.name: fingerprint(s, regions[s.name]) for s in settings.sources}
     service = LookupService(
         sources,
         index,
@@ -262,4 +341,5 @@ async def build_lookup(
         history=history,
         breaker_factory=lambda: CircuitBreaker(failures_to_open=lookup.breaker_failures, cooldown=lookup.breaker_cooldown_seconds),
     )
-    return LookupRuntime(settings, sources, index, cache, balances, service, shared=redis is not None, _redis_owned=owned)
+    return LookupRuntime(settings, sources, index, cache, balances, service, shared=redis is not None, regions=regions,
+                         index_file=index_file, fingerprints=fingerprints, _redis_owned=owned)

@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import sys
+import time
+from datetime import datetime, timezone
 from typing import Any, TextIO
 
 from screenpop.terminal import printable
@@ -62,9 +63,10 @@ def cmd_lookup(args) -> int:
 async def _lookup(settings, number: str):
     runtime = await _runtime(settings)
     try:
-        # In memory the index is this process's own: build it.  In Redis it is
-        # shared: build only what no node has built yet.
-        for outcome in await runtime.rebuild_index(older_than=math.inf):
+        # The index the service uses: in Redis, or the in-process one it
+        # saved (customer_lookup.index_file); built here only when missing,
+        # stale or built from another source definition.
+        for outcome in await runtime.use_saved_index():
             if outcome.error:
                 print(f"screenpop: source {outcome.source}: cannot read its phones: {outcome.error}", file=sys.stderr)
         return await runtime.service.lookup(number, use_cache=False)
@@ -141,8 +143,9 @@ async def _rebuild(settings, names: list[str] | None, err: TextIO) -> int:
     runtime = await _runtime(settings)
     try:
         if not runtime.shared:
-            print("screenpop: no [bus] redis_url: each screenpop process builds its own index at start; "
-                  "this rebuild only checks that every source can be read", file=err)
+            where = f"saved to {runtime.index_file.path}" if runtime.index_file else "not saved (the interaction log is not a SQLite file)"
+            print(f"screenpop: no [bus] redis_url: the index is in-process, {where}; a running service "
+                  "keeps building its own and saves it after each build", file=err)
 
         def progress(source: str, rows: int) -> None:
             print(f"index {source}: {rows} rows read", file=err, flush=True)
@@ -173,12 +176,79 @@ def cmd_index_stats(args) -> int:
     async def stats(settings) -> dict:
         runtime = await _runtime(settings)
         try:
-            return await runtime.index.stats()
+            return await index_report(runtime)
         finally:
             await runtime.close()
 
-    print(json.dumps(asyncio.run(stats(settings_from(args))), indent=2))
+    print(json.dumps(asyncio.run(stats(settings_from(args))), indent=2, ensure_ascii=False))
     return 0
+
+
+async def index_report(runtime, now: float | None = None) -> dict:
+    """What is stored where, per configured source, with times a person
+    reads; a source with nothing says why rather than showing a 0."""
+    from customer_lookup.index import totals
+    from customer_lookup.index_file import SavedPhoneIndex
+
+    now = time.time() if now is None else now
+    if runtime.shared:
+        stored = (f"Redis {runtime.settings.bus.redis_url}, shared by every node "
+                  f"(keys {runtime.settings.lookup.redis_prefix}phones:…)")
+        built = (await runtime.index.stats())["sources"]
+        missing_why = "not in Redis: no node has built it yet (start the service or run 'screenpop index rebuild')"
+    elif runtime.index_file is not None:
+        stored = (f"in the memory of the running service; saved after each build to {runtime.index_file.path}, "
+                  "which is what this command and 'screenpop lookup' read")
+        built = (await SavedPhoneIndex(runtime.index_file, [s.name for s in runtime.sources]).stats())["sources"]
+        usable = runtime.saved_usable(now)
+        missing_why = (f"not in {runtime.index_file.path}: never built with this source definition "
+                       "(start the service or run 'screenpop index rebuild')")
+    else:
+        stored = ("in the memory of each screenpop process only (no [bus] redis_url, and the interaction log is not "
+                  "a SQLite file to save it beside): this process has none to show")
+        built, usable = {}, set()
+        missing_why = "only in the memory of a running service"
+    sources: dict[str, dict] = {}
+    for source in runtime.sources:
+        entry = built.get(source.name)
+        if not entry or not entry.get("built_at"):
+            sources[source.name] = {"numbers": 0, "entries": 0, "built_at": None, "note": missing_why}
+            continue
+        at = float(entry["built_at"])
+        sources[source.name] = {
+            "numbers": entry["numbers"],
+            "entries": entry["entries"],
+            "region": entry.get("region") or runtime.region_of(source.name),
+            "built_at": _utc(at),
+            "built_at_local": _local(at),
+            "age": _age(now - at),
+            "build": entry.get("build"),
+        }
+        if not runtime.shared and source.name not in usable:
+            sources[source.name]["note"] = ("stale or built from another source definition: "
+                                            "'screenpop lookup' will rebuild it")
+    report = {"stored": stored}
+    report.update(totals(sources))
+    return report
+
+
+def _utc(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _local(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch).astimezone().isoformat(timespec="seconds")
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 120:
+        return f"{seconds} s ago"
+    if seconds < 7200:
+        return f"{seconds // 60} min ago"
+    if seconds < 172800:
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min ago"
+    return f"{seconds // 86400} days ago"
 
 
 async def _runtime(settings):

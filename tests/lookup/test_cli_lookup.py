@@ -29,6 +29,9 @@ def write_config(path: Path, sales: Path, billing_dsn: str, billing_record: str,
 default_region = "ES"
 deadline_ms = {deadline_ms}
 
+[storage]
+dsn = "sqlite+aiosqlite:///{path.parent}/interactions.sqlite3"
+
 [[sources]]
 name = "sales"
 kind = "sql"

@@ -9,7 +9,7 @@ import pytest
 from customer_lookup.balances import PushedBalance
 from customer_lookup.card import ERROR, KNOWN, OK
 from customer_lookup.plugin import build_lookup
-from screenpop.config import LookupSettings, Settings, SourceSettings
+from screenpop.config import LookupSettings, Settings, SourceSettings, StorageSettings
 from tests.conftest import REDIS_URL
 from tests.lookup.worlds import (
     BILLING_PHONES,
@@ -29,6 +29,7 @@ NUMBERS = ["912345678", "+34600112233", "0034955123456", "933111222", "611000000
 def settings_for(sales, billing_dsn, billing_record=BILLING_RECORD, **lookup) -> Settings:
     return Settings(
         lookup=LookupSettings(default_region="ES", deadline_ms=2000, **lookup),
+        storage=StorageSettings(dsn=f"sqlite+aiosqlite:///{sales.parent}/interactions.sqlite3"),  # the index is saved beside it
         sources=[
             SourceSettings(name="sales", kind="sql", dsn=sqlite_dsn(sales), phones_query=SALES_PHONES, record_query=SALES_RECORD),
             SourceSettings(name="billing", kind="sql", dsn=billing_dsn, phones_query=BILLING_PHONES, record_query=billing_record),

@@ -13,7 +13,7 @@ import pytest
 
 from adapters.sql import SqlSource
 from customer_lookup.plugin import build_lookup
-from screenpop.config import LookupSettings, Settings, SourceSettings
+from screenpop.config import LookupSettings, Settings, SourceSettings, StorageSettings
 from tests.lookup.test_cli_lookup import run
 from tests.lookup.worlds import BILLING_PHONES, PG_BILLING_RECORD, SALES_PHONES, PgSchema, sqlite_dsn, sqlite_world
 from tests.pg import admin
@@ -27,7 +27,19 @@ SLOW_SQLITE_RECORD = (
 
 # Start-up (imports, config, the saved index) and exit on a 2-core machine
 # shared with other test runs; the runaway query alone takes 6 s or more.
-MARGIN = 3.0
+MARGIN = 1.5
+
+
+def timed(*args) -> tuple[float, object]:
+    started = time.monotonic()
+    result = run(*args)
+    return time.monotonic() - started, result
+
+
+def startup_seconds(config: str) -> float:
+    """What a lookup costs right now when no source is asked (a number nobody
+    has): start-up, the saved index, exit, under the machine's current load."""
+    return min(timed("lookup", "+34987654321", "--config", config)[0] for _ in range(2))
 
 
 @pytest.fixture
@@ -88,6 +100,9 @@ def _cli_config(tmp_path, billing_dsn: str, billing_record: str, sales_record: s
 default_region = "ES"
 deadline_ms = 300
 
+[storage]
+dsn = "sqlite+aiosqlite:///{tmp_path}/interactions.sqlite3"
+
 [[sources]]
 name = "sales"
 kind = "sql"
@@ -112,24 +127,22 @@ def test_cli_exits_at_its_deadline_with_a_runaway_sqlite_query(tmp_path):
     config = _cli_config(tmp_path, sqlite_dsn(billing), "SELECT account_no, email FROM accounts WHERE account_no = :key",
                          sales_record=SLOW_SQLITE_RECORD)
     run("lookup", "+34912345678", "--config", config)  # warm: the index is saved, as after a service's build
-    started = time.monotonic()
-    result = run("lookup", "+34912345678", "--config", config)
-    took = time.monotonic() - started
+    baseline = startup_seconds(config)
+    took, result = timed("lookup", "+34912345678", "--config", config)
     assert result.returncode == 0, result.stderr
     assert "source sales: timeout" in result.stdout and "no answer within 300 ms" in result.stdout
-    assert took < 0.3 + MARGIN, f"the process took {took:.2f} s to exit after a 300 ms deadline"
+    assert took < baseline + MARGIN, f"the process took {took:.2f} s to exit after a 300 ms deadline (start-up {baseline:.2f} s)"
 
 
 async def test_cli_leaves_no_postgres_query_running_after_its_deadline(tmp_path, pg_schema):
     name = f"slow{uuid.uuid4().hex[:8]}"
     config = _cli_config(tmp_path, pg_schema.dsn, PG_BILLING_RECORD, billing_name=name)
     await asyncio.to_thread(run, "lookup", "+34912345678", "--config", config)  # warm
-    started = time.monotonic()
-    result = await asyncio.to_thread(run, "lookup", "+34912345678", "--config", config)
-    took = time.monotonic() - started
+    baseline = await asyncio.to_thread(startup_seconds, config)
+    took, result = await asyncio.to_thread(timed, "lookup", "+34912345678", "--config", config)
     assert result.returncode == 0, result.stderr
     assert f"source {name}: timeout" in result.stdout
-    assert took < 0.3 + MARGIN, f"the process took {took:.2f} s to exit after a 300 ms deadline"
+    assert took < baseline + MARGIN, f"the process took {took:.2f} s to exit after a 300 ms deadline (start-up {baseline:.2f} s)"
     assert await running_sleeps(f"screenpop-{name}") == 0
 
 
@@ -143,7 +156,8 @@ async def test_service_lookups_past_their_deadline_do_not_pile_up_queries(tmp_pa
         source = SourceSettings(name=name, kind="sql", dsn=sqlite_dsn(sales), phones_query=SALES_PHONES, record_query=SLOW_SQLITE_RECORD)
     else:
         source = SourceSettings(name=name, kind="sql", dsn=pg_schema.dsn, phones_query=BILLING_PHONES, record_query=PG_BILLING_RECORD)
-    settings = Settings(lookup=LookupSettings(default_region="ES", deadline_ms=100, late_ms=300), sources=[source])
+    settings = Settings(lookup=LookupSettings(default_region="ES", deadline_ms=100, late_ms=300), sources=[source],
+                        storage=StorageSettings(dsn=f"sqlite+aiosqlite:///{tmp_path}/interactions.sqlite3"))
     runtime = await build_lookup(settings)
     await runtime.start()
     late_cards = []
