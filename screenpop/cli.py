@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
-import json
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -114,7 +113,7 @@ def settings_from(args, *, database: bool = True, announce: bool = True) -> Sett
 
 def cmd_replay(args) -> int:
     from telephony.agents import AgentResolver
-    from telephony.replay import ReplayResult, describe, read_chunks, replay
+    from telephony.replay import ReplayResult, read_chunks, replay, timeline_line
 
     if args.capture != "-" and not Path(args.capture).is_file():
         raise UsageError(f"capture {args.capture} does not exist")
@@ -124,7 +123,7 @@ def cmd_replay(args) -> int:
     out = sys.stdout
     try:
         for event in replay(read_chunks(stream), AgentResolver(settings.agents.patterns), result):
-            out.write(json.dumps(event.to_dict(), ensure_ascii=False) + "\n" if args.json else describe(event) + "\n")
+            out.write(timeline_line(event, args.json) + "\n")
     except BrokenPipeError:  # `screenpop replay … | head`
         return 0
     finally:

@@ -9,7 +9,6 @@ logging in as an agent sees pops within seconds.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
 import sys
@@ -42,7 +41,8 @@ DEMO_CALLERS: list[tuple[str | None, str | None]] = [
 def demo_users(agents=None):
     """The demo's logins: one per agent of ``agents`` (default: the
     captures' five, what the test stacks simulate; ``screenpop demo`` passes
-    its center's), named like the agent, plus a supervisor and an admin."""
+    its center's), named like the agent, plus a supervisor, an admin and
+    a support login (outcomes and notes on every call, no phone)."""
     from screenpop.auth.store import DemoUser
     from telephony.simulator import default_agents
 
@@ -50,7 +50,8 @@ def demo_users(agents=None):
     users = [DemoUser(f"agent{agent.id}", DEMO_PASSWORD, "agent", agent.id, agent.name)
              for agent in agents.values()]
     users += [DemoUser("supervisor", DEMO_PASSWORD, "supervisor", None, "Sam Supervisor"),
-              DemoUser("admin", DEMO_PASSWORD, "admin", None, "Ada Admin")]
+              DemoUser("admin", DEMO_PASSWORD, "admin", None, "Ada Admin"),
+              DemoUser("support", DEMO_PASSWORD, "support", None, "Sue Support")]
     return users
 
 
@@ -68,7 +69,7 @@ async def run_demo(settings: Settings, *, rate: float | None, duration: float | 
     from screenpop.auth.store import ensure_demo_users
     from screenpop.commands.seed import ProgressLine
     from screenpop.service import ScreenpopService
-    from telephony.replay import describe
+    from telephony.replay import timeline_line
     from telephony.simulator import PbxSimulator
     from telephony.simulator.center import CenterProfile, demo_center
 
@@ -99,11 +100,13 @@ async def run_demo(settings: Settings, *, rate: float | None, duration: float | 
         created = await ensure_demo_users(service.accounts, users)
         service.mark_ready()
         if timeline:
-            _print_call_events(service, out, as_json, describe)
+            _print_call_events(service, out, as_json, timeline_line)
         _welcome(url, ami_port, rate, created, users, wallboard_url(url, wallboard_token),
                  profile.load(rate, len(agents)))
+        # wait=False: --duration is when the demo stops, not when its last
+        # call (talks last minutes) would have ended.
         await simulator.run_traffic(rate, DEMO_CALLERS, duration=duration, speed=speed, arrivals="poisson",
-                                    profile=profile)
+                                    profile=profile, wait=False)
         await asyncio.sleep(min(2.0, 10 / max(speed, 1)))  # let the last hang-ups through
     finally:
         await service.stop()
@@ -111,13 +114,13 @@ async def run_demo(settings: Settings, *, rate: float | None, duration: float | 
     return 0
 
 
-def _print_call_events(service, out, as_json: bool, describe) -> None:
+def _print_call_events(service, out, as_json: bool, timeline_line) -> None:
     """Show the live call timeline in the terminal as well (``--timeline``)."""
     feed = service.feed
     deliver = feed.deliver
 
     def show(event):
-        out.write((json.dumps(event.to_dict(), ensure_ascii=False) if as_json else describe(event)) + "\n")
+        out.write(timeline_line(event, as_json) + "\n")  # printable: caller names are the caller's
         out.flush()
         return deliver(event)
 
@@ -143,6 +146,7 @@ screenpop demo is running: {url}
 
   log in as an agent:   {logins}   (password: {DEMO_PASSWORD})
   supervisor / admin:   supervisor, admin              (password: {DEMO_PASSWORD})
+  support staff:        support (outcomes and notes)   (password: {DEMO_PASSWORD})
   interaction search:   {url}/interactions
   wallboard (a TV):     {wallboard}
 

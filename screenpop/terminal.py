@@ -10,7 +10,7 @@ passes it through :func:`printable`, the one place this rule lives.
 """
 from __future__ import annotations
 
-__all__ = ["printable"]
+__all__ = ["json_printable", "printable"]
 
 
 def printable(text: str) -> str:
@@ -22,3 +22,22 @@ def printable(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+def json_printable(text: str) -> str:
+    """JSON text (``json.dumps(..., ensure_ascii=False)``) with every
+    character a terminal would act on written as a JSON escape (``\\u202e``,
+    ``\\u009b``): the same value for a parser, nothing raw for the terminal.
+    ``json.dumps`` escapes only the C0 controls; outside strings JSON has only
+    spaces and newlines, which stay."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch == "\n" else _json_escape(ch) for ch in text)
+
+
+def _json_escape(ch: str) -> str:
+    code = ord(ch)
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # outside the BMP: a surrogate pair, as JSON writes it
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"

@@ -5,8 +5,11 @@ decoder and tracker as the live link turn it into call events, so a capture
 from a customer's PBX reproduces what screenpop saw there."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Iterable, Iterator
+
+from screenpop.terminal import json_printable, printable
 
 from telephony.agents import AgentResolver
 from telephony.events import CallEvent
@@ -50,8 +53,18 @@ MISSED_WORDS = {
 }
 
 
+def timeline_line(event: CallEvent, as_json: bool = False) -> str:
+    """The line ``replay`` and ``demo --timeline`` print for an event: caller
+    names and numbers are whatever the caller's side sent, so what a terminal
+    would act on (escape sequences, a right-to-left override, a newline) is
+    shown escaped, in the human line and in the JSON alike."""
+    if as_json:
+        return json_printable(json.dumps(event.to_dict(), ensure_ascii=False))
+    return describe(event)
+
+
 def describe(event: CallEvent) -> str:
-    """One line of the human timeline."""
+    """One line of the human timeline, printable (:func:`screenpop.terminal.printable`)."""
     d = event.to_dict()
     kind = event.type.removeprefix("call.")
     caller = d.get("caller_number") or ("restricted" if d.get("presentation") == "restricted" else "withheld")
@@ -74,4 +87,4 @@ def describe(event: CallEvent) -> str:
     else:
         who = f" with agent {d['agent']}" if d.get("agent") else ""
         detail = f"{d['reason']}{who}, talked {d['talk_seconds']}s"
-    return f"{event.ts[11:23]}  {event.call_id:<18} {kind:<11} {detail}"
+    return printable(f"{event.ts[11:23]}  {event.call_id:<18} {kind:<11} {detail}")

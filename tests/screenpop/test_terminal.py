@@ -19,3 +19,16 @@ def test_ordinary_names_pass_unchanged():
 @given(st.text())
 def test_any_text_becomes_one_printable_piece(text):
     assert printable(text).isprintable()
+
+
+@given(st.recursive(st.none() | st.text() | st.integers(), lambda inner: st.lists(inner, max_size=3)
+                    | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=10))
+def test_json_for_a_terminal_is_the_same_json_and_nothing_raw(value):
+    import json
+
+    from screenpop.terminal import json_printable
+
+    for indent in (None, 2):
+        text = json_printable(json.dumps(value, ensure_ascii=False, indent=indent))
+        assert json.loads(text) == value
+        assert all(line.isprintable() for line in text.split("\n"))
