@@ -133,6 +133,8 @@ class CallTracker:
         self._calls: dict[str, _Call] = {}
         self._member_of: dict[str, str] = {}  # agent leg uid -> queue member interface (AgentCalled)
         self._seq = 0
+        self._last_ts = 0.0  # the newest AMI Timestamp seen
+        self._outage_from: float | None = None  # the last event before the link came back
         self._resync_from: int | None = None
         self._out: list[CallEvent] = []
         self._handlers: dict[str, Callable[[AmiMessage, float], None]] = {
@@ -167,10 +169,13 @@ class CallTracker:
         if handler is None:
             return []
         self._seq += 1
+        ts = self._timestamp(event)
+        if ts > self._last_ts:
+            self._last_ts = ts
         if self._seq % 10000 == 0:
-            self.expire(self._timestamp(event))
+            self.expire(ts)
         try:
-            handler(event, self._timestamp(event))
+            handler(event, ts)
         except (KeyError, ValueError) as exc:
             # A malformed event (missing Uniqueid, non-numeric Position …) is
             # dropped on its own; the calls around it carry on.
@@ -601,6 +606,7 @@ class CallTracker:
         """The AMI link is back: until the snapshot arrives, every channel we
         know is suspect; any event about one proves it still exists."""
         self._resync_from = self._seq + 1
+        self._outage_from = self._last_ts or None
 
     def resync(self, snapshot: Snapshot, now: float | None = None) -> list[CallEvent]:
         """Reconcile with Asterisk's own view after a reconnect.
@@ -618,14 +624,37 @@ class CallTracker:
         for channel in gone:
             self._hangup(channel.uid, now)
         for entry in live.values():
-            self._channel({**entry, "Timestamp": str(now)}).seen = self._seq
+            # A channel first seen now began Duration ago (whole seconds):
+            # the call's start, its rings and waits keep Asterisk's times.
+            self._channel({**entry, "Timestamp": str(now - _duration(entry))}).seen = self._seq
         for entry in snapshot.queue_entries:
             if entry.get("Uniqueid") in live:
                 wait = float(entry.get("Wait") or 0)
                 self._on_queue_join({**live[entry["Uniqueid"]], **entry, "Event": "QueueCallerJoin"}, now - wait)
         self._resync_bridges(live, now)
+        self._resync_rings(live, now)
+        self._outage_from = None
         out, self._out = self._out, []
         return out
+
+    def _answered_since(self, leg: _Channel, now: float) -> float:
+        """When a leg found bridged was answered: not before it rang, nor
+        before the last event we saw (we would have seen it); the rest is for
+        the reconciliation with Asterisk's own records (telephony.cel)."""
+        return min(now, max(leg.created, self._outage_from or leg.created))
+
+    def _resync_rings(self, live: dict[str, AmiMessage], now: float) -> None:
+        """Agent legs still ringing at the snapshot ring the agent's screen now."""
+        for uid, entry in live.items():
+            leg = self._channels[uid]
+            agent = self._agents.agent_of(leg.name)
+            call = self._calls.get(leg.linkedid)
+            if (agent is None or entry.get("BridgeId") or leg.call is not None or call is None or call.ended
+                    or call.first_answer is not None or any(r.agent == agent for r in call.rings.values())):
+                continue
+            if entry.get("ChannelStateDesc", "Ringing") not in ("Ringing", "Ring", "Down"):
+                continue
+            self._ring(call, leg, agent, call.queue, leg.created)
 
     def _resync_bridges(self, live: dict[str, AmiMessage], now: float) -> None:
         bridges: dict[str, list[_Channel]] = {}
@@ -641,12 +670,17 @@ class CallTracker:
             agent = leg.agent or self._agents.agent_of(leg.name)
             call = caller.call
             if call is None:
-                call = self._start_call(caller, live[caller.uid], now)
+                call = self._start_call(caller, live[caller.uid], caller.created)
+                queue = _queue_of(live[caller.uid])
+                if queue:  # answered from a queue while we were away
+                    self._on_queue_join({**live[caller.uid], "Event": "QueueCallerJoin", "Queue": queue}, call.started)
+            answered = self._answered_since(leg, now)
             if leg.uid in call.rings:
-                self._answer(call, leg.uid, now)
+                self._answer(call, leg.uid, answered)
             elif call.agent != agent or call.first_answer is None:
-                self._ring(call, leg, agent, None, now)
-                self._answer(call, leg.uid, now)
+                self._ring(call, leg, agent, call.queue, leg.created)
+                self._answer(call, leg.uid, answered)
+            call.queue = None  # talking, not waiting
 
     # ------------------------------------------------------------------ memory
 
@@ -673,3 +707,20 @@ class CallTracker:
     @staticmethod
     def _seconds(value: float) -> float:
         return round(max(value, 0.0), 3)
+
+
+def _duration(entry: AmiMessage) -> float:
+    """``CoreShowChannel`` ``Duration: 00:01:05`` -> 65.0 (0 when absent)."""
+    parts = (entry.get("Duration") or "").split(":")
+    try:
+        hours, minutes, seconds = (int(p) for p in parts) if len(parts) == 3 else (0, 0, 0)
+    except ValueError:
+        return 0.0
+    return float(hours * 3600 + minutes * 60 + seconds)
+
+
+def _queue_of(entry: AmiMessage) -> str | None:
+    """The queue a channel is in by its application (``Queue``, ``support,t,,,90``)."""
+    if (entry.get("Application") or "").lower() != "queue":
+        return None
+    return (entry.get("ApplicationData") or "").split(",", 1)[0].strip() or None

@@ -317,3 +317,16 @@ async def test_a_reloaded_desktop_gets_a_missed_card_back_as_missed():
     state = orchestrator.calls["c1"].to_state()
     from screenpop.orchestrator import ActiveCall
     assert ActiveCall.from_state(state).missed == {"1003"}  # another node taking over knows it too
+
+
+async def test_pop_latency_counts_from_when_the_phone_rang_so_a_pop_late_after_an_outage_shows_late():
+    from datetime import datetime, timedelta, timezone
+
+    from screenpop.metrics import ServiceMetrics
+    from telephony.events import CallRinging
+
+    rang = (datetime.now(timezone.utc) - timedelta(seconds=20)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    metrics = ServiceMetrics()
+    await run_events([CallRinging("c1", rang, "1001", "support", "+34912345678", "Ana")], metrics=metrics)
+    samples = {s.name: s.value for m in metrics.pop_latency.collect() for s in m.samples if not s.labels.get("le")}
+    assert samples["screenpop_pop_latency_seconds_count"] == 1 and samples["screenpop_pop_latency_seconds_sum"] >= 19.9

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import random
+from datetime import datetime
 
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from telephony.link import Snapshot
 from telephony.tracker import CallTracker
-from tests.telephony.synth import Pbx
+from tests.telephony.synth import Chan, Pbx
 
 PROHIBITED = "32 (Presentation Prohibited, Not Screened)"
 
@@ -384,3 +386,50 @@ def test_resync_keeps_channels_seen_since_the_link_came_back():
     # The snapshot was taken before this call existed; it must not end it.
     assert tracker.resync(Snapshot(), now=pbx.clock) == []
     assert tracker.active_calls == 1
+
+
+def show_channel(ch, duration: int, bridge: str = "", **extra) -> dict:
+    seconds = f"00:{duration // 60:02d}:{duration % 60:02d}"
+    return {"Event": "CoreShowChannel", "Channel": ch.name, "Uniqueid": ch.uid, "Linkedid": ch.linkedid, "CallerIDNum": ch.num,
+            "CallerIDName": ch.cid_name, "BridgeId": bridge, "Duration": seconds, **extra}
+
+
+def test_a_call_answered_from_a_queue_during_the_outage_keeps_asterisks_times():
+    """The live 25 s cut: recorded with no queue, start and answer at the
+    reconnect, wait 0.0 s instead of 7.0 s.  CoreShowChannels says how old
+    each channel is and which application the caller is in."""
+    pbx = Pbx()
+    tracker = CallTracker(clock=lambda: pbx.clock)
+    run([pbx._ev("FullyBooted")], tracker)  # the last event before the cut
+    now = pbx.clock + 40
+    tracker.link_up()
+    caller = Chan("PJSIP/trunk-00000091", "1795400000.1", "1795400000.1", "+34912345678", "Ana Garcia")
+    leg = Chan("PJSIP/1001-00000092", "1795400007.2", "1795400000.1")
+    snapshot = Snapshot(channels=[
+        show_channel(caller, 33, "br-1", Application="Queue", ApplicationData="support,t,,,90"),
+        show_channel(leg, 26, "br-1", Application="AppQueue", ApplicationData="(Outgoing Line)")])
+    events = tracker.resync(snapshot, now=now)
+    assert [(e.type, getattr(e, "agent", None)) for e in events] == [("call.queued", None), ("call.ringing", "1001"), ("call.answered", "1001")]
+    queued, ringing, answered = events
+    assert queued.queue == "support" and ringing.queue == "support" and answered.queue == "support"
+    at = lambda e: datetime.fromisoformat(e.ts.replace("Z", "+00:00")).timestamp()
+    assert at(queued) == pytest.approx(now - 33, abs=0.01)
+    assert at(ringing) == pytest.approx(now - 26, abs=0.01)
+    assert answered.wait_seconds == pytest.approx(7.0, abs=0.01)
+
+
+def test_an_agent_still_ringing_at_the_snapshot_gets_the_pop_with_the_rings_real_start():
+    pbx = Pbx()
+    tracker = CallTracker(clock=lambda: pbx.clock)
+    now = pbx.clock + 30
+    tracker.link_up()
+    caller = Chan("PJSIP/trunk-000000a1", "1795400100.1", "1795400100.1", "+34912345678", "Ana Garcia")
+    leg = Chan("PJSIP/1002-000000a2", "1795400104.2", "1795400100.1")
+    snapshot = Snapshot(
+        channels=[show_channel(caller, 9, Application="Queue", ApplicationData="support"),
+                  show_channel(leg, 5, ChannelStateDesc="Ringing")],
+        queue_entries=[{"Event": "QueueEntry", "Queue": "support", "Position": "1", "Uniqueid": caller.uid, "Channel": caller.name,
+                        "CallerIDNum": caller.num, "CallerIDName": caller.cid_name, "Wait": "9"}])
+    events = tracker.resync(snapshot, now=now)
+    assert [(e.type, getattr(e, "agent", None)) for e in events] == [("call.queued", None), ("call.ringing", "1002")]
+    assert datetime.fromisoformat(events[1].ts.replace("Z", "+00:00")).timestamp() == pytest.approx(now - 5, abs=0.01)
