@@ -123,7 +123,7 @@ def spec(dispositions: Iterable[str] | None = None) -> dict[str, Any]:
     search_params = [
         {"name": name, "in": "query", "required": False, "schema": schema}
         for name, schema in [
-            ("number", {"type": "string", "maxLength": 64, "allOf": [{"pattern": NO_NUL}, {"pattern": "^\\s*$|[0-9]"}], "description": "some digits of the number; blank: no filter"}),
+            ("number", {"type": "string", "maxLength": 64, "allOf": [{"pattern": NO_NUL}, {"pattern": "^\\s*$|[0-9]"}], "description": "some digits of the number, or a whole number in any format (0034..., +34..., national: the lookup's default_region); blank: no filter"}),
             ("customer", {"type": "string", "maxLength": 200, "pattern": NO_NUL}),
             ("agent", {"type": "string", "maxLength": 32, "pattern": NO_NUL}),
             ("since", DATE_OR_EMPTY),

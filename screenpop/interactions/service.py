@@ -36,14 +36,16 @@ class InteractionLog:
         *,
         dispositions=DEFAULT_DISPOSITIONS,
         migrate_first: bool = True,
+        default_region: str = "ES",
         **writer_options: Any,
     ) -> "InteractionLog":
         """Migrate (safe at every start), connect, start the writer.
+        ``default_region``: how a searched number is read (``[lookup]``);
         ``writer_options``: :class:`InteractionWriter`'s keywords (spill_path, …)."""
         if migrate_first:
             await migrate(dsn)
         engine = create_engine(dsn)
-        store = InteractionStore(engine, dispositions)
+        store = InteractionStore(engine, dispositions, default_region=default_region)
         writer = InteractionWriter(store, **writer_options)
         await writer.start()
         log.info("interaction log open dsn=%s spill=%s", engine.url.render_as_string(hide_password=True), writer.spill_path)
@@ -51,12 +53,13 @@ class InteractionLog:
 
     @classmethod
     async def from_settings(cls, settings, *, migrate_first: bool = True) -> "InteractionLog":
-        """From ``[storage] dsn`` and ``[interactions]``."""
+        """From ``[storage] dsn``, ``[interactions]`` and ``[lookup] default_region``."""
         s = settings.interactions
         return await cls.open(
             settings.storage.dsn,
             dispositions=s.dispositions,
             migrate_first=migrate_first,
+            default_region=settings.lookup.default_region,
             spill_path=s.spill_path or None,
             max_pending=s.max_pending,
             batch_size=s.batch_size,

@@ -20,11 +20,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any, Iterable, Sequence
 
+import phonenumbers
 from sqlalchemy import and_, bindparam, func, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from customer_lookup.phones import normalize
 from screenpop.db import writing
 from screenpop.db_trips import Trips
 from screenpop.interactions import validate
@@ -81,11 +83,15 @@ def _upsert_statements(dialect: str) -> _UpsertStatements:
 
 
 class InteractionStore:
-    def __init__(self, engine: AsyncEngine, dispositions: Sequence[str] = DEFAULT_DISPOSITIONS):
+    """``default_region``: how a searched number written without a country
+    code is read (the ``[lookup] default_region``, as the lookup reads a caller)."""
+
+    def __init__(self, engine: AsyncEngine, dispositions: Sequence[str] = DEFAULT_DISPOSITIONS, *, default_region: str = "ES"):
         if not dispositions:
             raise ValueError("at least one disposition code is needed")
         self.engine = engine
         self.dispositions = tuple(dispositions)
+        self.default_region = default_region
         self.trips = Trips(engine)  # the queries and the writer's transaction: one trip each (screenpop.db_trips)
 
     async def close(self) -> None:
@@ -134,7 +140,9 @@ class InteractionStore:
         offset: int = 0,
     ) -> SearchResult:
         """Newest first.  ``number``: any digits of the number as received or
-        its E.164 (``912 34 56 78`` finds ``+34912345678``); ``customer``: part
+        its E.164 (``912 34 56 78`` finds ``+34912345678``), and a whole number
+        in any format the lookup reads (:func:`number_match`: ``0034…``,
+        national, ``+34…`` find the same calls); ``customer``: part
         of the customer's name or one of its record keys (``C-17`` or
         ``sales:C-17``), in any case; ``agent``: an agent who answered it (also
         after a transfer); ``since`` inclusive, ``until`` exclusive, on the
@@ -144,10 +152,7 @@ class InteractionStore:
         c = interactions.c
         where = []
         if (term := validate.search_term("number", number)) is not None:
-            d = digits(term)
-            if not d:
-                raise InvalidInput("number", "has no digits")
-            where.append(or_(c.caller_digits.contains(d, autoescape=True), c.caller_e164.contains(d, autoescape=True)))
+            where.append(number_match(term, self.default_region))
         if (term := validate.search_term("customer", customer)) is not None:
             key = term.replace("|", "/").casefold()
             where.append(
@@ -266,6 +271,27 @@ class InteractionStore:
 
 
 
+
+
+def number_match(term: str, default_region: str):
+    """The search condition of a number as someone typed it.
+
+    Any run of its digits in the number as received or in its E.164 (a
+    partial number, ``5678``); and, when the lookup's normalization
+    (:func:`customer_lookup.phones.normalize`, same region) reads a whole
+    valid number, also that E.164 exactly and its national significant
+    digits in the number as received: ``0034912345678``, ``912345678`` and
+    ``+34 912 34 56 78`` then find the same calls, however the PBX sent them."""
+    c = interactions.c
+    d = digits(term)
+    if not d:
+        raise InvalidInput("number", "has no digits")
+    either = [c.caller_digits.contains(d, autoescape=True), c.caller_e164.contains(d, autoescape=True)]
+    phone = normalize(term, default_region)
+    if phone.valid and phone.e164:
+        national = phonenumbers.national_significant_number(phonenumbers.parse(phone.e164))
+        either += [c.caller_e164 == phone.e164, c.caller_digits.contains(national, autoescape=True)]
+    return or_(*either)
 
 
 def _upsert_batch(conn: Connection, batch: dict[str, InteractionRecord]) -> int:
