@@ -91,12 +91,17 @@ def openapi_paths() -> dict[str, Any]:
         "target_type": {"type": "string"}, "target_id": {"type": "string"},
         "customer": {"type": ["string", "null"]}, "remote": {"type": ["string", "null"]},
         "detail": {"type": "object"}}}
-    params = [{"name": n, "in": "query", "required": False, "schema": {"type": t}, "description": d} for n, t, d in (
-        ("actor", "string", "username, agent:ID or cli:NAME (exact)"), ("action", "string", "one action"),
-        ("target", "string", "call id, username or token name (exact)"),
-        ("customer", "string", "part of the customer key, e.g. sales:c-17"),
-        ("since", "string", "date or ISO time"), ("until", "string", "date (inclusive) or ISO time (exclusive)"),
-        ("limit", "integer", "1-500, default 100"), ("offset", "integer", "default 0"))]
+    # What parse_query enforces: the action is one of ACTIONS (blank: no
+    # filter), texts at most MAX_TEXT, limit 1-MAX_LIMIT, offset 0-1,000,000.
+    text = {"type": "string", "maxLength": MAX_TEXT}
+    action = {"type": "string", "anyOf": [{"enum": list(ACTIONS)}, {"pattern": "^\\s*$"}]}
+    params = [{"name": n, "in": "query", "required": False, "schema": schema, "description": d} for n, schema, d in (
+        ("actor", text, "username, agent:ID or cli:NAME (exact)"), ("action", action, "one action; blank: any"),
+        ("target", text, "call id, username or token name (exact)"),
+        ("customer", text, "part of the customer key, e.g. sales:c-17"),
+        ("since", {"type": "string"}, "date or ISO time"), ("until", {"type": "string"}, "date (inclusive) or ISO time (exclusive)"),
+        ("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}, f"1-{MAX_LIMIT}, default 100"),
+        ("offset", {"type": "integer", "minimum": 0, "maximum": 1_000_000}, "default 0"))]
     errors = {str(c): {"description": d, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
               for c, d in ((400, "Invalid filter"), (401, "Not logged in"), (403, "Admins only"), (503, "Storage unavailable"))}
     return {ROUTE: {"get": {

@@ -7,11 +7,12 @@ pytest integration is synchronous (hypothesis drives ``requests``), so the
 server cannot share the test's thread.  The document is the one the service
 serves at ``/api/v1/openapi.json``, loaded over HTTP.
 
-Two things are added to it in the test, both what a real client does: the
-disposition codes come from ``GET /api/v1/config/ui`` (they are configured,
-the static document cannot list them), and ``call_id`` may also be one of
-the calls the simulator placed (so outcome and notes reach real records,
-not only 404).  Every operation is fuzzed as a supervisor, an agent and
+The document must say what the server enforces, so it is fuzzed as served:
+the disposition codes are the configured ones (the same as ``GET
+/api/v1/config/ui``), the audit actions and every ``limit``'s bounds are
+there.  One thing is added in the test, what a real client knows: ``call_id``
+may also be one of the calls the simulator placed (so outcome and notes reach
+real records, not only 404).  Every operation is fuzzed as a supervisor, an agent and
 anonymously (the billing push with its bearer token, and with a wrong one):
 positive and negative data, deterministic (derandomized hypothesis).
 
@@ -68,7 +69,7 @@ def client_spec(live) -> dict:
     ui = requests.get(f"{live.url}/api/v1/config/ui", timeout=10,
                       headers={"Authorization": f"Bearer {live.tokens['supervisor']}"}).json()
     spec = copy.deepcopy(spec)
-    spec["components"]["schemas"]["Outcome"]["properties"]["disposition"]["enum"] = ui["dispositions"]
+    assert spec["components"]["schemas"]["Outcome"]["properties"]["disposition"]["enum"] == ui["dispositions"]
     for path, operations in spec["paths"].items():
         for operation in operations.values():
             for parameter in operation.get("parameters", []):
@@ -155,18 +156,30 @@ def no_traceback(ctx, response, case):
     assert found is None, f"internals in the body: {found.group(0)!r} in {response.text[:300]!r}"
 
 
+# The billing push's rules that JSON Schema cannot state (they depend on the
+# stored state; the operation's description and its 404/409/422 say them):
+# the account must exist, the currency must be the account's, and a balance
+# may not be older than the stored one.
+BILLING_STATE_REFUSALS = {404: "no billing account ", 409: "a newer balance is stored", 422: " is kept in "}
+
+
 @schemathesis.check
 def valid_data_accepted(ctx, response, case):
-    """schemathesis' ``positive_data_acceptance``, but a billing push whose
-    ``as_of`` lies in the future may be refused: "not in the future" is the
-    one rule of the document that JSON Schema cannot state."""
+    """schemathesis' ``positive_data_acceptance``, but a billing push may be
+    refused for what only the state decides: an ``as_of`` in the future (400),
+    an unknown account (404), an older ``as_of`` (409), a currency other than
+    the account's (422), each with its own reason."""
     try:
         return positive_data_acceptance(ctx, response, case)
     except AssertionError:
-        if (case.path == "/api/v1/billing/balances/{account}" and response.status_code == 400
-                and json.loads(response.text).get("error") == "as_of is in the future"):
+        if case.path != "/api/v1/billing/balances/{account}":
+            raise
+        error = json.loads(response.text).get("error", "")
+        if response.status_code == 400 and error == "as_of is in the future":
             as_of = datetime.fromisoformat(case.body["as_of"].replace("Z", "+00:00"))
             assert as_of > datetime.now(timezone.utc), case.body
+            return None
+        if BILLING_STATE_REFUSALS.get(response.status_code, "\0") in error:
             return None
         raise
 
@@ -201,3 +214,21 @@ def test_fuzz_anonymous(case):
     """The same with no credentials at all: every guarded operation is a
     401 JSON error (the billing push included), public ones still conform."""
     case.call_and_validate(additional_checks=OURS, excluded_checks=[positive_data_acceptance])
+
+
+def test_the_served_document_states_what_the_server_enforces(live):
+    """Checked on its own as well, so a regression names the rule: the
+    configured dispositions, the audit actions, and ``limit``'s bounds."""
+    from screenpop.security.audit import ACTIONS
+
+    spec = requests.get(f"{live.url}/api/v1/openapi.json", timeout=10).json()
+    ui = requests.get(f"{live.url}/api/v1/config/ui", timeout=10,
+                      headers={"Authorization": f"Bearer {live.tokens['supervisor']}"}).json()
+    assert spec["components"]["schemas"]["Outcome"]["properties"]["disposition"]["enum"] == ui["dispositions"]
+    audit = {p["name"]: p["schema"] for p in spec["paths"]["/api/v1/audit"]["get"]["parameters"]}
+    assert audit["action"]["anyOf"][0]["enum"] == list(ACTIONS)
+    assert (audit["limit"]["minimum"], audit["limit"]["maximum"]) == (1, 500)
+    search = {p["name"]: p["schema"] for p in spec["paths"]["/api/v1/interactions"]["get"]["parameters"]}
+    assert (search["limit"]["minimum"], search["limit"]["maximum"]) == (1, 200)
+    push = spec["paths"]["/api/v1/billing/balances/{account}"]["put"]
+    assert {"404", "409", "422"} <= set(push["responses"]) and "EUR" in spec["components"]["schemas"]["Balance"]["properties"]["currency"]["enum"]
