@@ -83,6 +83,7 @@ function renderChooser(persons, opts) {
     },
     longText(person.name || '(no name)', 'candidate-name'),
     person.vip && el('span', { class: 'badge badge-vip' }, 'VIP'),
+    possibleBadge(person),
     (person.company || person.email) && text([person.company, person.email].filter(Boolean).join(' · '), 'candidate-detail muted'));
     list.append(el('li', {}, button));
   });
@@ -98,11 +99,13 @@ function renderPerson(person, opts) {
     el('h3', { class: 'customer-title' },
       longText(person.name || '(no name)', 'customer-name'),
       person.vip && el('span', { class: 'badge badge-vip', title: 'VIP customer' }, 'VIP'),
-      flags.map((flag) => text(plain(flag, 60), 'badge badge-flag'))),
+      flags.map((flag) => text(plain(flag, 60), 'badge badge-flag')),
+      possibleBadge(person)),
     (person.company || person.email) && el('p', { class: 'customer-meta' },
       person.company && longText(person.company, 'company'),
       person.company && person.email && ' · ',
-      person.email && longText(person.email, 'email'))));
+      person.email && longText(person.email, 'email')),
+    possibleNote(person)));
 
   const grid = el('div', { class: 'card-grid' });
   const currency = cardCurrency(person);
@@ -133,6 +136,23 @@ export function cardCurrency(person) {
 function amount(value, currency) {
   if (currency) return money(value, currency);
   return `${money(value, null)} (currency unknown)`;
+}
+
+// A person found only by the last digits of a number a system stored
+// without its country code (customer_lookup: person.match 'possible'):
+// likely the caller, not certainly; the agent checks before trusting it.
+const POSSIBLE_WHY = 'Found only by the last digits of a number stored without its country code: check who is calling.';
+export function possibleBadge(person) {
+  if (!person || person.match !== 'possible') return null;
+  return el('span', { class: 'badge badge-possible', title: POSSIBLE_WHY }, 'possible match');
+}
+
+// A sure person with some records found that way: which systems' records.
+function possibleNote(person) {
+  if (person.match === 'possible' || !person.possible || typeof person.possible !== 'object') return null;
+  const sources = Object.keys(person.possible).filter((name) => Array.isArray(person.possible[name]) && person.possible[name].length);
+  if (!sources.length) return null;
+  return el('p', { class: 'possible-note muted', title: POSSIBLE_WHY }, 'Possible match only: ', text(sources.join(', '), 'possible-sources'), ' record');
 }
 
 function section(cls, title, ...children) {

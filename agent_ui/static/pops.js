@@ -11,7 +11,7 @@
 
 import { el, text, longText, plain } from './dom.js';
 import { dateTime } from './format.js';
-import { renderCard, missingSources } from './card.js';
+import { renderCard, missingSources, possibleBadge } from './card.js';
 
 const STATE_LABEL = {
   ringing: 'Ringing',
@@ -80,10 +80,10 @@ export function summary(call) {
   const card = call.card;
   if (!card) return { text: 'No customer data', vip: false };
   const persons = Array.isArray(card.persons) ? card.persons : [];
-  if (card.status === 'known' && persons[0]) return { text: persons[0].name || '(no name)', vip: !!persons[0].vip };
+  if (card.status === 'known' && persons[0]) return { text: persons[0].name || '(no name)', vip: !!persons[0].vip, person: persons[0] };
   if (card.status === 'multiple') {
     const chosen = persons[call.chosen];
-    if (chosen) return { text: chosen.name || '(no name)', vip: !!chosen.vip };
+    if (chosen) return { text: chosen.name || '(no name)', vip: !!chosen.vip, person: chosen };
     return { text: `${persons.length} possible customers`, vip: false };
   }
   if (card.status === 'withheld') return { text: 'Withheld number', vip: false };
@@ -114,7 +114,7 @@ function renderHeader(call, open, actions) {
     longText(number || 'Withheld', 'pop-caller-number'),
     // The caller-ID name only when it says more than the customer's name beside it.
     caller.name && !sameName(caller.name, who.text) && longText(caller.name, 'pop-caller-name muted')),
-  el('span', { class: 'pop-who' }, longText(who.text, 'pop-summary'), who.vip && el('span', { class: 'badge badge-vip' }, 'VIP')),
+  el('span', { class: 'pop-who' }, longText(who.text, 'pop-summary'), who.vip && el('span', { class: 'badge badge-vip' }, 'VIP'), possibleBadge(who.person)),
   missingBadge(call.card),
   call.queue && el('span', { class: 'pop-queue muted' }, 'queue ', text(call.queue, 'queue-name')));
   header.append(main);

@@ -156,3 +156,25 @@ async def test_the_card_reads_like_a_person_writes(page, stub):
     assert await second.locator(".pop-caller-name").text_content() == "RECEPTION"
     assert "currency unknown" in await second.locator(".balance-amount").text_content()
     assert page.script_errors == []
+
+
+async def test_a_possible_match_says_so_on_the_header_and_the_card(page, stub):
+    """The lookup marks a person found only by the last digits of a number
+    stored without its country code (person.match == 'possible')."""
+    await page.goto("/")
+    await page.wait_for_function("() => window.screenpop && window.screenpop.connected", timeout=10000)
+    card = customer_card("Bo Smith", "+14155550100", "+1 415-555-0100")
+    card["persons"][0].update(match="possible", possible={"billing": ["AC-9"]})
+    await stub.send(readable_pop("5.1", "+14155550100", "+1 415-555-0100", None, card))
+    shown = page.locator(".pop[data-call-id='5.1']")
+    await shown.locator(".customer-name").wait_for()
+    assert await shown.locator(".pop-header .badge-possible").text_content() == "possible match"
+    assert await shown.locator(".customer-title .badge-possible").is_visible()
+    sure = customer_card("Ana Garcia", "912345678", "912 34 56 78")
+    sure["persons"][0].update(match="sure", possible={"billing": ["AC-1"]})
+    await stub.send(readable_pop("5.2", "912345678", "912 34 56 78", None, sure))
+    other = page.locator(".pop[data-call-id='5.2']")
+    await other.locator(".customer-name").wait_for()
+    assert await other.locator(".badge-possible").count() == 0
+    assert "billing" in await other.locator(".possible-note").text_content()
+    assert page.script_errors == []
