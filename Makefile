@@ -1,6 +1,7 @@
 # The two commands of the README:
 #   make demo   runs the whole product on this machine (SQLite, in-process bus, PBX simulator)
-#   make test   runs the whole test suite (starts local Redis/PostgreSQL if installed but stopped)
+#   make test   runs the whole test suite (starts local Redis/PostgreSQL if installed but stopped;
+#               installs chromium for the browser tests only with INSTALL_DEPS=1, as CI does)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -19,9 +20,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/screenpop demo $(DEMO_ARGS)
 
+# Never installs system packages unless asked: a missing chromium fails with
+# the one command that installs it (INSTALL_DEPS=1 lets .ci/chromium.sh do it).
 services:
 	@bash .ci/services.sh
-	@bash .ci/chromium.sh
+	@INSTALL_DEPS=$(INSTALL_DEPS) bash .ci/chromium.sh
 
 test: $(STAMP) services
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -1,8 +1,8 @@
 """Browser fixtures: Debian's chromium driven by Playwright, a stub server,
 and screenshots kept as artifacts.
 
-Never ``playwright install``: the browser is /usr/bin/chromium (the Makefile
-installs the Debian package).  Screenshots go to the test's tmp dir and are
+Never ``playwright install``: the browser is /usr/bin/chromium (Debian's
+package; ``make test INSTALL_DEPS=1`` installs it, as CI does).  Screenshots go to the test's tmp dir and are
 copied to ``var/test-artifacts/browser/`` (ignored by git) so a person can
 look at what the agent saw after a run."""
 from __future__ import annotations
@@ -24,7 +24,7 @@ async def browser():
     from playwright.async_api import async_playwright
 
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (make test does it)")
+        pytest.fail(f"{CHROMIUM} is missing: sudo apt-get install chromium (or make test INSTALL_DEPS=1)")
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-background-networking"])
         try:
