@@ -44,6 +44,13 @@ class Person:
     support: dict[str, Any] | None = None  # open_tickets, last_contact
     extra: dict[str, dict[str, Any]] = field(default_factory=dict)  # source -> columns the card does not know
     history: list[dict[str, Any]] = field(default_factory=list)  # earlier calls, newest first
+    # "sure": found by the caller's number; "possible": every record of this
+    # person was found only by a stored number that is invalid in its
+    # source's region and matches the caller's national number on its last
+    # digits (customer_lookup.phones.possible_keys).  ``possible`` names
+    # those records (source -> record keys), also when the person is sure.
+    match: str = "sure"
+    possible: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

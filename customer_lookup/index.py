@@ -50,6 +50,8 @@ class IndexBuildStats:
 class PhoneIndex(Protocol):
     async def lookup(self, key: str) -> dict[str, list[str]]: ...
 
+    async def lookup_many(self, keys: list[str]) -> dict[str, dict[str, list[str]]]: ...
+
     async def replace_source(
         self, source: str, rows: Rows, *, default_region: str, progress: Progress | None = None, paced: bool = False
     ) -> IndexBuildStats: ...
@@ -199,6 +201,7 @@ class _Table:
     entries: int = 0
     built_at: float | None = None
     build: IndexBuildStats | None = None
+    region: str | None = None  # the region its stored numbers were read in
 
     def add(self, record: str, key: str) -> None:
         if _put(self.by_key, key, record):
@@ -241,6 +244,15 @@ class MemoryPhoneIndex:
                 found[source] = sorted(members(records))
         return found
 
+    async def lookup_many(self, keys: list[str]) -> dict[str, dict[str, list[str]]]:
+        """Several keys at once (the caller's key and its possible ones): key -> source -> records."""
+        found = {}
+        for key in keys:
+            refs = await self.lookup(key)
+            if refs:
+                found[key] = refs
+        return found
+
     async def replace_source(self, source: str, rows: Rows, *, default_region: str, progress: Progress | None = None,
                              paced: bool = False) -> IndexBuildStats:
         async with self._locks.setdefault(source, asyncio.Lock()):
@@ -255,7 +267,7 @@ class MemoryPhoneIndex:
             finally:
                 del self._building[source]
             stats.seconds = time.perf_counter() - started
-            table.built_at, table.build = self._clock(), stats
+            table.built_at, table.build, table.region = self._clock(), stats, default_region.upper()
             self._tables[source] = table  # the swap: one assignment, never half visible
             # Out of the cyclic GC's walks: the sets of shared numbers and the
             # dicts holding them (with a set for every number, as before the
@@ -293,6 +305,7 @@ class MemoryPhoneIndex:
                 "entries": table.entries,
                 "built_at": table.built_at,
                 "build": asdict(table.build) if table.build else None,
+                "region": table.region,
             }
             for name, table in sorted(self._tables.items())
         }

@@ -56,9 +56,11 @@ end
 _LOOKUP = _LUA_LIB + """
 local cur = redis.call('HGETALL', P .. 'current')
 local out = {}
-for i = 1, #cur, 2 do
-  local m = redis.call('SMEMBERS', nk(cur[i + 1], ARGV[2]))
-  if #m > 0 then out[#out + 1] = cur[i]; out[#out + 1] = m end
+for k = 2, #ARGV do
+  for i = 1, #cur, 2 do
+    local m = redis.call('SMEMBERS', nk(cur[i + 1], ARGV[k]))
+    if #m > 0 then out[#out + 1] = ARGV[k]; out[#out + 1] = cur[i]; out[#out + 1] = m end
+  end
 end
 return out
 """
@@ -138,8 +140,19 @@ class RedisPhoneIndex:
     async def lookup(self, key: str) -> dict[str, list[str]]:
         if not key:
             return {}
-        reply = await self._lookup(args=[self._prefix, key])
-        return {_text(reply[i]): sorted(_text(m) for m in reply[i + 1]) for i in range(0, len(reply), 2)}
+        return (await self.lookup_many([key])).get(key, {})
+
+    async def lookup_many(self, keys: list[str]) -> dict[str, dict[str, list[str]]]:
+        """Several keys in one round trip (one script call, atomic against a
+        swap): key -> source -> records."""
+        keys = [k for k in keys if k]
+        if not keys:
+            return {}
+        reply = await self._lookup(args=[self._prefix, *keys])
+        found: dict[str, dict[str, list[str]]] = {}
+        for i in range(0, len(reply), 3):
+            found.setdefault(_text(reply[i]), {})[_text(reply[i + 1])] = sorted(_text(m) for m in reply[i + 2])
+        return found
 
     async def replace_source(self, source: str, rows: Rows, *, default_region: str, progress: Progress | None = None,
                              paced: bool = False) -> IndexBuildStats:
@@ -156,7 +169,7 @@ class RedisPhoneIndex:
             try:
                 await self._fill(source, gen, rows, default_region, stats, progress, paced)
                 stats.seconds = time.perf_counter() - started
-                built = json.dumps({"built_at": self._clock(), "build": asdict(stats)})
+                built = json.dumps({"built_at": self._clock(), "build": asdict(stats), "region": default_region.upper()})
                 swapped, old = await self._swap(args=[self._prefix, source, gen, built])
                 if not swapped:
                     raise BuildInProgress(f"source {source!r}: this build was taken over by another node")
@@ -189,6 +202,7 @@ class RedisPhoneIndex:
                 "entries": int(entries or 0),
                 "built_at": last.get("built_at"),
                 "build": last.get("build"),
+                "region": last.get("region"),
             }
         return totals(sources)
 

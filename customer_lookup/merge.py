@@ -30,16 +30,17 @@ class SourceRecord:
     source: str
     key: str
     record: dict[str, Any]
+    possible: bool = False  # found on the last digits of an invalid stored number only
 
 
 def merge(records: Iterable[SourceRecord], source_order: list[str] | None = None) -> list[Person]:
-    records = [SourceRecord(r.source, r.key, _decode_json(r.record)) for r in records]
+    records = [SourceRecord(r.source, r.key, _decode_json(r.record), r.possible) for r in records]
     if source_order:
         rank = {name: i for i, name in enumerate(source_order)}
         records.sort(key=lambda r: rank.get(r.source, len(rank)))
     groups = _group(records)
     persons = [_person(group) for group in groups]
-    persons.sort(key=lambda p: (not p.vip, p.name or "", p.email or ""))
+    persons.sort(key=lambda p: (p.match != "sure", not p.vip, p.name or "", p.email or ""))
     return persons
 
 
@@ -111,6 +112,8 @@ def _person(group: list[SourceRecord]) -> Person:
     for item in group:
         record = item.record
         person.keys.setdefault(item.source, []).append(item.key)
+        if item.possible:
+            person.possible.setdefault(item.source, []).append(item.key)
         name = record.get("name") or record.get("full_name") or " ".join(
             str(record[k]) for k in ("first_name", "last_name") if record.get(k)
         )
@@ -132,6 +135,7 @@ def _person(group: list[SourceRecord]) -> Person:
         rest = {k: v for k, v in record.items() if k not in IDENTITY | SALES | BILLING | SUPPORT}
         if rest:
             person.extra.setdefault(item.source, {}).update(rest)
+    person.match = "possible" if all(item.possible for item in group) else "sure"
     if person.billing is not None:
         person.billing.setdefault("account", next((person.billing[c] for c in ACCOUNT_COLUMNS if person.billing.get(c)), None))
     return person

@@ -100,6 +100,32 @@ def normalize(raw: str | None, default_region: str = "ES", *, cached: bool = Tru
     return _normalize(raw, region) if cached else _normalize.__wrapped__(raw, region)
 
 
+POSSIBLE_MIN_DIGITS = SHORT_MAX_DIGITS + 1  # a stored tail this long may be matched as a possible number
+
+
+def possible_keys(phone: NormalizedPhone, regions) -> list[tuple[str, str]]:
+    """``(region, flagged key)`` pairs under which a source of that region may
+    hold this caller's number written without its country code and invalid
+    there: ``4155550100`` stored in a Spanish system is ``invalid:ES:4155550100``,
+    and the caller ``+1 415 555 0100``'s national number ends with those digits.
+
+    Such a stored number says only its significant digits, so a match on
+    them is a *possible* one: the card shows it as such.  Tails shorter than
+    :data:`POSSIBLE_MIN_DIGITS` are never tried (a short number is an
+    extension or a service code, and would match thousands of callers)."""
+    if not phone.valid or phone.e164 is None:
+        return []
+    number = _parse(phone.e164, "ZZ")
+    if number is None:
+        return []
+    nsn = phonenumbers.national_significant_number(number)
+    return [
+        (region, f"invalid:{region}:{nsn[-length:]}")
+        for region in sorted({r.upper() for r in regions})
+        for length in range(POSSIBLE_MIN_DIGITS, len(nsn) + 1)
+    ]
+
+
 def clear_cache() -> None:
     """Forget cached results (tests; a swapped phonenumbers metadata)."""
     _normalize.cache_clear()

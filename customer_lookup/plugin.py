@@ -203,6 +203,7 @@ class LookupRuntime:
         return {
             s.name for s in self.sources
             if not (built.get(s.name) or {}).get("built_at") or now - built[s.name]["built_at"] >= older_than
+            or built[s.name].get("region", self.region_of(s.name)) != self.region_of(s.name)  # read under another region
         }
 
     # ------------------------------------------------------------- lifecycle
@@ -339,6 +340,7 @@ async def build_lookup(
         late_ms=lookup.late_ms,
         fresh_seconds=lookup.cache_fresh_seconds,
         history=history,
+        source_regions=regions,
         breaker_factory=lambda: CircuitBreaker(failures_to_open=lookup.breaker_failures, cooldown=lookup.breaker_cooldown_seconds),
     )
     return LookupRuntime(settings, sources, index, cache, balances, service, shared=redis is not None, regions=regions,

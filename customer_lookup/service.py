@@ -44,7 +44,7 @@ from customer_lookup.card import (
     SourceStatus,
 )
 from customer_lookup.merge import SourceRecord, merge
-from customer_lookup.phones import normalize
+from customer_lookup.phones import normalize, possible_keys
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,7 @@ class LookupService:
         history: Callable[[str], Awaitable[list[dict]]] | None = None,
         breaker_factory: Callable[[], CircuitBreaker] = CircuitBreaker,
         index_heals: bool = True,
+        source_regions: dict[str, str] | None = None,
     ):
         self.sources = {s.name: s for s in sources}
         self.index = index
@@ -98,6 +99,9 @@ class LookupService:
         self.history = history
         self.breakers = {name: breaker_factory() for name in self.sources}
         self.index_heals = index_heals
+        # The region each source's stored numbers were read in (its own
+        # default_region, else the lookup's): where a caller's possible keys are looked for.
+        self.source_regions = {name: (source_regions or {}).get(name, default_region).upper() for name in self.sources}
         self._refreshing: dict[str, tuple[asyncio.Task, list[LateCallback]]] = {}
         self._background: set[asyncio.Task] = set()
         self._late_history: set[asyncio.Future] = set()
@@ -218,7 +222,7 @@ class LookupService:
     async def _lookup(self, caller_number, phone, on_late: LateCallback | None) -> CustomerCard:
         started = time.perf_counter()
         try:
-            refs: dict[str, list[str]] = await self.index.lookup(phone.key)
+            refs, possible = await self._references(phone)
         except Exception as exc:
             log.warning("phone index unavailable key=%s reason=%s", phone.key, _reason(exc))
             statuses = {name: SourceStatus(ERROR, f"phone index unavailable: {_reason(exc)}") for name in self.sources}
@@ -227,14 +231,15 @@ class LookupService:
         fetches: list[_Fetch] = []
         for name, source in self.sources.items():
             keys = refs.get(name) or []
-            if not keys:
+            maybe = [key for key in possible.get(name, ()) if key not in keys]
+            if not keys and not maybe:
                 statuses[name] = SourceStatus(NO_MATCH)
                 continue
             breaker = self.breakers[name]
             if not breaker.allow():
                 statuses[name] = SourceStatus(SKIPPED, f"failing, retry in {breaker.retry_in():.0f}s")
                 continue
-            task = asyncio.create_task(self._fetch_all(source, keys))
+            task = asyncio.create_task(self._fetch_all(source, keys + maybe, set(maybe)))
             fetches.append(_Fetch(name, task, time.perf_counter()))
         # Earlier calls come from the interaction log: asked at the same time as
         # the sources, not after them, so it never adds to the pop's wait.
@@ -255,14 +260,29 @@ class LookupService:
         )
         return card
 
-    async def _fetch_all(self, source: Source, keys: list[str]) -> list[SourceRecord]:
+    async def _references(self, phone) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+        """Records the index holds for the caller: sure (under the caller's
+        key) and possible (under an invalid stored number of a source's own
+        region that the caller's national number ends with), in one read."""
+        candidates = possible_keys(phone, set(self.source_regions.values()))
+        if not candidates:
+            return await self.index.lookup(phone.key), {}
+        found = await self.index.lookup_many([phone.key] + [key for _region, key in candidates])
+        possible: dict[str, list[str]] = {}
+        for region, key in candidates:
+            for source, records in found.get(key, {}).items():
+                if self.source_regions.get(source) == region:
+                    possible.setdefault(source, []).extend(r for r in records if r not in possible[source])
+        return found.get(phone.key, {}), possible
+
+    async def _fetch_all(self, source: Source, keys: list[str], possible: set[str] = frozenset()) -> list[SourceRecord]:
         results = await asyncio.gather(*(source.fetch(key) for key in keys))
         for key, record in zip(keys, results):
             if record is None and self.index_heals:
                 # The index still points at a record the source no longer has:
                 # drop it now rather than at the next rebuild.
                 await self._forget(source.name, key)
-        return [SourceRecord(source.name, key, record) for key, record in zip(keys, results) if record is not None]
+        return [SourceRecord(source.name, key, record, key in possible) for key, record in zip(keys, results) if record is not None]
 
     async def _forget(self, source: str, key: str) -> None:
         try:

@@ -83,8 +83,11 @@ def describe_card(card) -> str:
     lines = [f"{headline.get(card.status, card.status)}: {card.e164 or '-'} (received {card.caller_number!r}, {card.number_kind})"]
     for i, person in enumerate(card.persons, 1):
         who = " · ".join(x for x in (person.name, person.company, person.email) if x) or "(no name)"
-        lines.append(f"  {i}. {who}{'  [VIP]' if person.vip else ''}")
+        maybe = "  [possible match: only the last digits of a stored number match]" if person.match == "possible" else ""
+        lines.append(f"  {i}. {who}{'  [VIP]' if person.vip else ''}{maybe}")
         lines.append(f"     records: {_records(person.keys)}")
+        if person.possible and person.match != "possible":
+            lines.append(f"     possible match only: {_records(person.possible)}")
         for section in ("sales", "billing", "support"):
             values = getattr(person, section)
             if values:
