@@ -34,6 +34,12 @@ class DemoRun:
     process: subprocess.Popen
     started: float
     lines: list[str] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)  # time.monotonic() each line was read
+
+    def read(self) -> None:
+        for line in iter(self.process.stderr.readline, ""):
+            self.times.append(time.monotonic())
+            self.lines.append(line)
 
     def text(self) -> str:
         return "".join(self.lines)
@@ -71,7 +77,7 @@ def demo(tmp_path_factory):
          "--speed", str(SPEED), "--duration", str(DURATION), "--customers", "300"],
         cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     run = DemoRun(process, time.monotonic())
-    reader = threading.Thread(target=lambda: run.lines.extend(iter(process.stderr.readline, "")), daemon=True)
+    reader = threading.Thread(target=run.read, daemon=True)
     reader.start()
     yield run
     if process.poll() is None:
@@ -140,3 +146,13 @@ def test_the_demo_traffic_is_a_center_that_copes(demo):
     assert abandoned / offered < 0.15, figures
     assert service_level >= 0.75, figures
     assert 60 <= talk <= 600, figures
+
+
+def test_the_demo_stops_at_its_duration(demo):
+    """``--duration`` is when it stops, not when its last call (minutes of
+    talk) would have ended."""
+    demo.wait_for(r"screenpop demo is running")
+    running = next(t for t, line in zip(demo.times, demo.lines) if "screenpop demo is running" in line)
+    assert demo.process.wait(DURATION + 60) == 0, demo.text()
+    stopped = time.monotonic()
+    assert stopped - running < DURATION + 6, f"stopped {stopped - running - DURATION:.1f} s after its duration"
