@@ -8,9 +8,11 @@ here stops the service at start-up (:func:`check`, run on startup by
 Rules, flat (no role hierarchy: reading a rule tells who gets in):
 
 * ``"public"`` — anyone, no session looked up;
-* ``"agent"`` / ``"supervisor"`` / ``"admin"`` — that role only;
+* ``"agent"`` / ``"supervisor"`` / ``"admin"`` / ``"support"`` — that role only;
 * a set of roles, e.g. ``{"supervisor", "admin"}``; :data:`ANY_USER` is every
-  role, also spelled ``"support"`` (everyone who handles calls);
+  role (the roles are :data:`screenpop.auth.accounts.ROLES`).  ``"support"``
+  is the support staff's role, not "everyone": it once was, and a rule
+  written that way now admits support staff alone;
 * ``"billing_token"`` — an integration client with a billing bearer token.
 
 Three ways to give a route its rule::
@@ -32,14 +34,14 @@ from typing import Any, Iterable
 
 from aiohttp import hdrs, web
 
-from screenpop.auth.accounts import ADMIN, AGENT, ROLES, SUPERVISOR
+from screenpop.auth.accounts import ADMIN, AGENT, ROLES, SUPERVISING_ROLES, SUPERVISOR, SUPPORT
 
 log = logging.getLogger(__name__)
 
 PUBLIC = "public"
 BILLING_TOKEN = "billing_token"
 ANY_USER = frozenset(ROLES)
-SUPPORT = "support"  # the name pages and the API use for ANY_USER
+SUPERVISORS = SUPERVISING_ROLES  # supervisors and admins: the floor's live state
 _ROLE_KIND = "roles"
 
 
@@ -84,8 +86,6 @@ def parse_rule(spec: Any = None, *, roles: Iterable[str] | None = None, query_to
         if query_token:
             raise AccessRuleError("query_token only makes sense for a rule naming roles")
         return Rule(spec)
-    if spec == SUPPORT:
-        spec = ANY_USER
     if isinstance(spec, str):
         spec = {spec}
     if not isinstance(spec, (set, frozenset, list, tuple)) or not spec:
@@ -222,6 +222,6 @@ def setup(app: web.Application, authenticator) -> AppAccess:
 
 __all__ = [
     "AppAccess", "setup",
-    "ADMIN", "AGENT", "ANY_USER", "BILLING_TOKEN", "PUBLIC", "SUPERVISOR", "SUPPORT", "AccessRuleError", "Registry", "Rule",
+    "ADMIN", "AGENT", "ANY_USER", "BILLING_TOKEN", "PUBLIC", "SUPERVISOR", "SUPERVISORS", "SUPPORT", "AccessRuleError", "Registry", "Rule",
     "RouteRule", "add", "check", "declare", "install", "listing", "parse_rule", "public", "registry", "requires",
 ]

@@ -1,7 +1,9 @@
 """The REST API (JSON) under ``/api/v1``: interactions, calls, pops, UI config.
 
 Handlers are thin: parse and check the request, call the interaction store or
-the orchestrator, shape the JSON.  Every route is added through the access
+the orchestrator, shape the JSON.  Who may touch which call record is
+:mod:`screenpop.interactions.access` (an agent: the calls offered to them;
+supervisors, admins and support: all); a call not offered is a 404.  Every route is added through the access
 registry with its rule, so an unguarded route cannot exist.  Bad input is a
 4xx with a reason; an unreachable database is a 503, never a traceback.
 """
@@ -14,8 +16,12 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
+from agent_ui.access import ANY_USER
 from agent_ui.jsonio import BadRequest, json_error, query_int, read_json_object
+from agent_ui.pages import CALL_ACCESS
 
+from screenpop.auth.accounts import ADMIN, AGENT, SUPERVISOR
+from screenpop.interactions.access import scope_of
 from screenpop.interactions.validate import InteractionNotFound
 from screenpop.security.audit import CARD_VIEWED, NOTE_ADDED, OUTCOME_SET, customer_of_keys
 from screenpop.security.privacy import NO_MASKING, PrivacyRules
@@ -23,7 +29,11 @@ from screenpop.security.privacy import NO_MASKING, PrivacyRules
 log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024
-SUPPORT = "support"  # agents, supervisors and admins: everyone who handles calls
+# The interaction routes: every role, each limited to its calls
+# (screenpop.interactions.access: an agent the calls offered to them).
+CALL_RECORDS = ANY_USER
+# Calls in progress: people on the floor; support staff are not (nor supervise).
+LIVE_CALLS = frozenset({AGENT, SUPERVISOR, ADMIN})
 AddRoute = Callable[[str, str, Callable, str], None]
 
 
@@ -138,20 +148,52 @@ def setup(app: web.Application, add_route: AddRoute, *, interactions, orchestrat
             await interactions.writer.flush()
             return await action()
 
+    async def readable(request: web.Request, call_id: str):
+        """The call if this user may read and write it, else InteractionNotFound.
+
+        Not offered to an agent is a 404 like no such call, never a 403: call
+        ids are the PBX's linkedids (a time and a counter, easy to guess),
+        and a 403 would confirm that a call exists, when and so on."""
+        record = await interactions.get(call_id)
+        if record is None or not scope_of(_user(request)).admits(record):
+            if record is not None:
+                log.warning("interaction refused call_id=%s user=%s role=%s reason=not-offered",
+                            call_id, _user(request).username, _user(request).role)
+            raise InteractionNotFound(call_id)
+        return record
+
+    async def may_open(user: Any, call_id: str) -> bool:
+        """For the interaction page (agent_ui.pages): the same rule as the API.
+        A role that sees every call gets the page without a read (its script
+        says "no such call" from the API's 404, as before)."""
+        scope = scope_of(user)
+        if scope.every_call:
+            return True
+        if scope.nothing:
+            return False
+        try:
+            record = await interactions.get(call_id)
+        except ValueError:  # not a call id the log could hold (InvalidInput): no such call
+            return False
+        return record is not None and scope.admits(record)
+
+    app[CALL_ACCESS] = may_open
+
     async def search(request: web.Request) -> web.Response:
         q = request.query
+        scope = scope_of(_user(request))
+        if scope.nothing:
+            return json_error(403, "this account sees no calls")
         since, until = _date(q, "since"), _date(q, "until")  # since after until: simply no calls
         result = await store.search(
             number=_text(q, "number", 64), customer=_text(q, "customer", 200), agent=_text(q, "agent", 32),
             since=since, until=_day_after(until),  # "until" a day includes that day
-            disposition=_text(q, "disposition", 64),
+            disposition=_text(q, "disposition", 64), offered_to=scope.agent_id,
             limit=query_int(q, "limit", 50, 1, 200), offset=query_int(q, "offset", 0, 0, 100_000))
         return web.json_response({"items": [shown(request, _record(r)) for r in result.items], "total": result.total})
 
     async def get_one(request: web.Request) -> web.Response:
-        record = await interactions.get(_call_id(request))
-        if record is None:
-            return json_error(404, "no such call")
+        record = await readable(request, _call_id(request))
         audited(request, CARD_VIEWED, record)
         return web.json_response(shown(request, _record(record)))
 
@@ -164,6 +206,8 @@ def setup(app: web.Application, add_route: AddRoute, *, interactions, orchestrat
         # (a falsy {} or 0 must be refused, not taken for "none").
         disposition, notes, follow_up = body["disposition"], privacy.on_save(body.get("notes")), body.get("follow_up")
         user = _user(request)
+        if not scope_of(user).every_call:
+            await readable(request, call_id)
         record = await written(call_id, lambda: store.set_outcome(
             call_id, disposition, notes=notes, follow_up=follow_up, by_user=user.username))
         audited(request, OUTCOME_SET, record, disposition=disposition, follow_up=str(follow_up) if follow_up else None,
@@ -175,6 +219,8 @@ def setup(app: web.Application, add_route: AddRoute, *, interactions, orchestrat
         body = await read_json(request, allowed={"text"}, required={"text"})
         text = privacy.on_save(body["text"])  # the store checks it (InvalidInput: a 400 with the reason)
         user = _user(request)
+        if not scope_of(user).every_call:
+            await readable(request, call_id)
         note = await written(call_id, lambda: store.add_note(call_id, user.username, text))
         note = _plain(note)
         audited(request, NOTE_ADDED, None, note_chars=len(text))
@@ -205,13 +251,13 @@ def setup(app: web.Application, add_route: AddRoute, *, interactions, orchestrat
             "username": user.username,
         })
 
-    add_route("GET", "/api/v1/interactions", _guarded(search), SUPPORT)
-    add_route("GET", "/api/v1/interactions/{call_id}", _guarded(get_one), SUPPORT)
-    add_route("PUT", "/api/v1/interactions/{call_id}/outcome", _guarded(set_outcome), SUPPORT)
-    add_route("POST", "/api/v1/interactions/{call_id}/notes", _guarded(add_note), SUPPORT)
-    add_route("GET", "/api/v1/calls", _guarded(calls), SUPPORT)
-    add_route("GET", "/api/v1/pops", _guarded(pops), "agent")
-    add_route("GET", "/api/v1/config/ui", _guarded(ui_config), SUPPORT)
+    add_route("GET", "/api/v1/interactions", _guarded(search), CALL_RECORDS)
+    add_route("GET", "/api/v1/interactions/{call_id}", _guarded(get_one), CALL_RECORDS)
+    add_route("PUT", "/api/v1/interactions/{call_id}/outcome", _guarded(set_outcome), CALL_RECORDS)
+    add_route("POST", "/api/v1/interactions/{call_id}/notes", _guarded(add_note), CALL_RECORDS)
+    add_route("GET", "/api/v1/calls", _guarded(calls), LIVE_CALLS)
+    add_route("GET", "/api/v1/pops", _guarded(pops), AGENT)
+    add_route("GET", "/api/v1/config/ui", _guarded(ui_config), ANY_USER)
 
 
 def _call_id(request: web.Request) -> str:

@@ -60,7 +60,7 @@ def build_app(service: ScreenpopService) -> web.Application:
     # role at the socket edge (agent_ui.hub); agents' pops before the bus.
     service.hub.privacy = security.privacy
     ws.setup(app, service.hub, registry.authenticate)
-    registry.declare("GET", ws.ROUTE, access.SUPPORT)
+    registry.declare("GET", ws.ROUTE, access.ANY_USER)
 
     async def healthz(request: web.Request) -> web.Response:
         health = await service.health()

@@ -5,7 +5,7 @@ Wiring (once, before the app starts)::
     auth = agent_ui.auth.setup(app, store, settings.auth, billing_tokens=tokens)
     access.add(app, "GET", "/api/v1/calls", handler, roles={"supervisor", "admin"})
     ws.setup(app, hub, agent_ui.auth.authenticate)
-    access.declare(app, "GET", "/ws", "support")
+    access.declare(app, "GET", "/ws", access.ANY_USER)
 
 How a request is identified, in this order: ``Authorization: Bearer <session
 token>`` (scripts, ``screenpop watch``), the ``token`` query parameter on

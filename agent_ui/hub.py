@@ -34,12 +34,13 @@ from aiohttp import WSCloseCode, web
 
 from agent_ui import protocol
 from agent_ui.connections import Connection, OnAck, SocketSettings
+from screenpop.auth.accounts import SUPERVISING_ROLES, SUPPORT
 from screenpop.security.privacy import PrivacyRules
 
 log = logging.getLogger(__name__)
 
 AGENT, SUPERVISOR, WATCHER = "agent", "supervisor", "watcher"
-SUPERVISOR_ROLES = frozenset({"supervisor", "admin"})
+SUPERVISOR_ROLES = SUPERVISING_ROLES
 MAX_AGENT_ID = 64
 
 # The pops an agent's screen should show right now, by agent id: the
@@ -84,7 +85,9 @@ def audience_of(user: Any, requested_agent: str | None = None) -> Audience:
     An agent gets its own agent id and nothing else, whatever it asks for,
     so no query parameter can make a socket receive someone else's pops.
     Supervisors and admins get the supervisors' messages, or follow the one
-    agent they name.  This is the single place where that policy lives."""
+    agent they name.  Support staff get no socket: they have no phone (no
+    pops) and do not supervise (no queue or agent states).  This is the
+    single place where that policy lives."""
     role = getattr(user, "role", None)
     if requested_agent is not None and not (0 < len(requested_agent) <= MAX_AGENT_ID and requested_agent.isprintable()):
         raise NotAllowed("not a valid agent id")
@@ -97,6 +100,8 @@ def audience_of(user: Any, requested_agent: str | None = None) -> Audience:
         return Audience(AGENT, str(own))
     if role in SUPERVISOR_ROLES:
         return Audience(WATCHER, requested_agent) if requested_agent is not None else Audience(SUPERVISOR)
+    if role == SUPPORT:
+        raise NotAllowed("a support account receives no pops and no supervision feed")
     raise NotAllowed("this account cannot receive pops (unknown role)")
 
 

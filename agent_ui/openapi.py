@@ -163,7 +163,7 @@ def spec(dispositions: Iterable[str] | None = None) -> dict[str, Any]:
             },
             "/api/v1/interactions": {
                 "get": {
-                    "summary": "Search calls by number, customer, agent, date and disposition (newest first)",
+                    "summary": "Search calls by number, customer, agent, date and disposition (newest first); an agent finds only the calls offered to them",
                     "security": BEARER_OR_COOKIE,
                     "parameters": search_params,
                     "responses": {"200": _json({"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Interaction"}}}}), **_errors(400, 401, 403)},
@@ -171,7 +171,7 @@ def spec(dispositions: Iterable[str] | None = None) -> dict[str, Any]:
             },
             "/api/v1/interactions/{call_id}": {
                 "get": {
-                    "summary": "One call with its notes",
+                    "summary": "One call with its notes (404 for an agent it was not offered to, as for no such call)",
                     "security": BEARER_OR_COOKIE,
                     "parameters": [CALL_ID],
                     "responses": {"200": _json({"$ref": "#/components/schemas/Interaction"}), **_errors(400, 401, 403, 404)},
@@ -197,7 +197,7 @@ def spec(dispositions: Iterable[str] | None = None) -> dict[str, Any]:
             },
             "/api/v1/calls": {
                 "get": {
-                    "summary": "Calls in progress (agents see their own)",
+                    "summary": "Calls in progress (agents see their own; not for support staff)",
                     "security": BEARER_OR_COOKIE,
                     "responses": {"200": _json({"type": "object", "properties": {"items": {"type": "array", "items": {"type": "object"}}}}), **_errors(401)},
                 }

@@ -22,6 +22,7 @@ without dispositions lets the JS fetch them from ``/api/v1/config/ui``.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -29,6 +30,11 @@ from urllib.parse import quote
 
 import jinja2
 from aiohttp import web
+
+from agent_ui.access import ANY_USER
+from screenpop.auth.accounts import AGENT, SUPERVISING_ROLES
+
+log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES_DIR = HERE / "templates"
@@ -72,6 +78,10 @@ class PageSettings:
 
 
 SETTINGS = web.AppKey("screenpop_page_settings", PageSettings)
+# ``async (user, call_id) -> bool``: may this user open this call?  Set by
+# the REST API (agent_ui.api), which owns the rule; an app without the API
+# (no call data to show) renders the shell for anyone logged in.
+CALL_ACCESS = web.AppKey("screenpop_call_access", object)
 ENVIRONMENT = web.AppKey("screenpop_page_environment", jinja2.Environment)
 
 
@@ -93,16 +103,18 @@ def add_page_routes(app: web.Application, add_route: AddRoute, *, settings: Page
 
     Rules: the login page and static files are ``public`` (the login page
     needs its CSS and JS before anyone is logged in); the desktop and the
-    interaction pages are ``support`` (any logged-in role: agents search
-    their own calls too).  ``/`` sends non-agents on to the dashboard ``/supervisor``,
-    because a supervisor's socket carries no pops."""
+    interaction pages are for every role (agents search the calls offered
+    to them; one call's page is a 404 for an agent it was not offered to,
+    as in the API).  ``/`` is each role's home: the desktop for agents,
+    the dashboard ``/supervisor`` for supervisors and admins (their socket
+    carries no pops), the interaction search for support staff."""
     app[ENVIRONMENT] = make_environment()
     if settings is not None:
         app[SETTINGS] = settings
     add_route("GET", "/login", login_page, "public")
-    add_route("GET", "/", desk_page, "support")
-    add_route("GET", "/interactions", search_page, "support")
-    add_route("GET", "/interactions/{call_id}", interaction_page, "support")
+    add_route("GET", "/", desk_page, ANY_USER)
+    add_route("GET", "/interactions", search_page, ANY_USER)
+    add_route("GET", "/interactions/{call_id}", interaction_page, ANY_USER)
     add_route("GET", STATIC_PREFIX + "{path:.+}", static_file, "public")
 
 
@@ -230,8 +242,10 @@ async def desk_page(request: web.Request) -> web.Response:
     user = user_view(request.get("user"))
     if user is None:
         raise login_redirect(request)
-    if user.role != "agent":  # a supervisor's socket carries no pops: their home is the dashboard
+    if user.role in SUPERVISING_ROLES:  # a supervisor's socket carries no pops: their home is the dashboard
         raise web.HTTPFound("/supervisor")
+    if user.role != AGENT:  # support staff log outcomes from the search (no phone, no pops)
+        raise web.HTTPFound("/interactions")
     return render(request, "agent.html")
 
 
@@ -243,12 +257,26 @@ async def search_page(request: web.Request) -> web.Response:
 
 async def interaction_page(request: web.Request) -> web.Response:
     """The page is a shell holding the call id; interaction.js loads the call
-    from ``GET /api/v1/interactions/{call_id}`` (one rendering path, DOM only)."""
-    if request.get("user") is None:
+    from ``GET /api/v1/interactions/{call_id}`` (one rendering path, DOM only).
+
+    A call the user may not open (an agent's call not offered to them) is a
+    404 "no such call", like one that does not exist, as in the API: a 403
+    would tell a curious agent which call ids exist."""
+    user = request.get("user")
+    if user is None:
         raise login_redirect(request)
     call_id = request.match_info["call_id"]
     if not call_id or len(call_id) > MAX_CALL_ID:
         raise web.HTTPNotFound(text="no such call")
+    may_open = request.app.get(CALL_ACCESS)
+    if may_open is not None:
+        try:
+            allowed = await may_open(user, call_id)
+        except Exception as exc:  # the database, most likely: a page to retry, not a traceback
+            log.error("interaction page failed call_id=%s error=%s", call_id[:64], type(exc).__name__)
+            raise web.HTTPServiceUnavailable(text="storage unavailable, retry later", headers={"Retry-After": "5"}) from None
+        if not allowed:
+            raise web.HTTPNotFound(text="no such call")
     return render(request, "interaction.html", call_id=call_id)
 
 

@@ -28,8 +28,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from agent_ui.pages import AddRoute, login_redirect, render, user_view
+from screenpop.auth.accounts import SUPERVISING_ROLES
 
-SUPERVISOR_ROLES = frozenset({"supervisor", "admin"})
+SUPERVISOR_ROLES = SUPERVISING_ROLES  # not support staff: they log outcomes, they do not supervise
 MAX_NAME = 128  # a queue name or agent id from the address; longer is no queue or agent of ours
 
 

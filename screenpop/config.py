@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from screenpop.auth.accounts import ROLES
 from telephony.agents import DEFAULT_AGENT_PATTERNS
 
 ENV_PREFIX = "SCREENPOP_"
@@ -209,9 +210,9 @@ class PrivacySettings:
     phone_visible_digits: int = 4
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.partial_phone_roles) - {"agent", "supervisor", "admin"})
+        unknown = sorted(set(self.partial_phone_roles) - set(ROLES))
         if unknown:
-            raise ConfigError(f"privacy.partial_phone_roles: unknown role(s) {unknown}; roles are agent, supervisor, admin")
+            raise ConfigError(f"privacy.partial_phone_roles: unknown role(s) {unknown}; roles are {', '.join(ROLES)}")
         if not 0 <= self.phone_visible_digits <= 8:
             raise ConfigError("privacy.phone_visible_digits must be between 0 and 8")
 

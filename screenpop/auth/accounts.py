@@ -6,11 +6,16 @@ Decisions, in one place so the store and the web edge agree:
   ``[a-z0-9._@-]``.  "Admin" and "admin" are one account, never two.
 * An ``agent`` account must carry the agent id the PBX uses (``1001``);
   that id is what routes pops to the account, so one agent id belongs to at
-  most one account (unique in the table).  ``supervisor`` and ``admin``
-  accounts must NOT carry one: the WebSocket hub ignores it for them, and a
+  most one account (unique in the table).  ``supervisor``, ``admin`` and
+  ``support`` accounts must NOT carry one: the WebSocket hub ignores it for them, and a
   field that silently does nothing is a support ticket waiting to happen.
 * Roles are a flat list, no hierarchy: an access rule names every role it
-  admits, so reading a rule is enough to know who gets in.
+  admits, so reading a rule is enough to know who gets in.  :data:`ROLES`
+  is the one list (the CLI's choices, the database's check, the config's
+  ``partial_phone_roles`` and the access rules all read it).  ``support``:
+  staff who log call outcomes but are not on the phones (no agent id, so no
+  pops); they read and write every call record, and neither supervise nor
+  administer.
 * A failed login counts against the account; after ``max_failures`` in a
   row the account is locked for ``lock_seconds`` (even the right password
   is refused meanwhile).  The caller only ever learns "no".
@@ -28,8 +33,14 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-AGENT, SUPERVISOR, ADMIN = "agent", "supervisor", "admin"
-ROLES = (AGENT, SUPERVISOR, ADMIN)
+AGENT, SUPERVISOR, ADMIN, SUPPORT = "agent", "supervisor", "admin", "support"
+ROLES = (AGENT, SUPERVISOR, ADMIN, SUPPORT)
+# Who watches the floor (queue and agent states, /supervisor, the
+# supervision API and the supervisors' socket feed).
+SUPERVISING_ROLES = frozenset({SUPERVISOR, ADMIN})
+# Who reads and writes every call record; an agent only the calls offered
+# to them (screenpop.interactions.access).
+ALL_CALLS_ROLES = frozenset({SUPERVISOR, ADMIN, SUPPORT})
 
 _USERNAME = re.compile(r"[a-z0-9._@-]{3,64}")
 _AGENT_ID = re.compile(r"[A-Za-z0-9._-]{1,32}")

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 from sqlalchemy import Boolean, CheckConstraint, Column, ForeignKey, Integer, String, Table
 
+from screenpop.auth.accounts import AGENT, ROLES
 from screenpop.db import UtcDateTime, metadata
 
-
-ROLE_CHECK = "role IN ('agent', 'supervisor', 'admin') AND ((role = 'agent') = (agent_id IS NOT NULL))"
+# From the one list of roles (migration 0006_support_role wrote this check).
+ROLE_CHECK = (f"role IN ({', '.join(repr(r) for r in ROLES)}) "
+              f"AND ((role = '{AGENT}') = (agent_id IS NOT NULL))")
 
 users = Table(
     "users",

@@ -24,7 +24,9 @@ def register(subparsers) -> None:
     # allow_abbrev=False: "--password secret" must be refused, not read as --password-file
     add = sub.add_parser("add", help="create an account (password from --password-file, stdin or a prompt)", allow_abbrev=False)
     add.add_argument("username")
-    add.add_argument("--role", required=True, choices=["agent", "supervisor", "admin"])
+    from screenpop.auth.accounts import ROLES
+
+    add.add_argument("--role", required=True, choices=ROLES)
     add.add_argument("--agent-id", help="the id the PBX rings this agent as (required for --role agent)")
     add.add_argument("--name", help="display name")
     add.add_argument("--password-file", help="file whose first line is the password")

@@ -10,10 +10,11 @@ Why a few columns that are not in the record:
   by the digits I can read on the screen" matches ``(415) 555-0100``;
 * ``customer_name_folded`` — ``customer_name.casefold()``, so case-insensitive
   search works for ``Ángel`` on SQLite too (its ``lower()`` is ASCII-only);
-* ``customer_key_list`` and ``answered_agents`` — ``|billing:a-9|sales:c-17|`` (casefolded)
-  and ``|1005|1002|``: the JSON columns flattened to text, so "calls of this
-  customer record" and "calls this agent took" are one portable ``LIKE``
-  instead of a different JSON operator per backend.
+* ``customer_key_list``, ``answered_agents`` and ``offered_agents`` —
+  ``|billing:a-9|sales:c-17|`` (casefolded), ``|1005|1002|``: the JSON columns
+  flattened to text, so "calls of this customer record", "calls this agent
+  took" and "calls offered to this agent" (what an agent may read) are one
+  portable ``LIKE`` instead of a different JSON operator per backend.
 
 Notes live in ``interaction_notes``: a call collects several, from several
 people, and none may overwrite another.
@@ -53,6 +54,7 @@ interactions = Table(
     Column("answered_by", String(64)),
     Column("answer_times", JsonDoc, nullable=False),
     Column("answered_agents", Text),
+    Column("offered_agents", Text),
     Column("transfers", JsonDoc, nullable=False),
     Column("started_at", UtcDateTime),
     Column("queued_at", UtcDateTime),

@@ -120,6 +120,18 @@ class InteractionRecord:
         """Every agent who answered, in answer order (the transfer chain)."""
         return [a for a, _ in sorted(self.answer_times.items(), key=lambda kv: (kv[1], kv[0]))]
 
+    @property
+    def agents_offered(self) -> list[str]:
+        """Every agent the call was offered to: rung, answered, or named in a
+        transfer (from or to), first rung first.  These agents may read and
+        write the record (``screenpop.interactions.access``)."""
+        seen: dict[str, None] = {}
+        for agent in (*self.agents_rung, *sorted(self.answer_times), self.answered_by,
+                      *(t.get(k) for t in self.transfers for k in ("from_agent", "to_agent"))):
+            if agent:
+                seen.setdefault(str(agent), None)
+        return list(seen)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (the API, the bus)."""
         out = dataclasses.asdict(self)

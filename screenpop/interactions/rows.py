@@ -26,7 +26,7 @@ from screenpop.interactions.record import (
 TIME_FIELDS = frozenset(
     {"started_at", "queued_at", "first_ring_at", "answered_at", "ended_at", "last_event_at", "outcome_at", "lookup_at"}
 )
-DERIVED = ("caller_digits", "customer_name_folded", "customer_key_list", "answered_agents")
+DERIVED = ("caller_digits", "customer_name_folded", "customer_key_list", "answered_agents", "offered_agents")
 # What an upsert writes: everything but the outcome (events_written_at: the
 # store's transaction sets it, see screenpop.interactions.store._upsert_batch).
 UPSERT_COLUMNS = (*EVENT_FIELDS, *LOOKUP_FIELDS, *DERIVED, "events_written_at")
@@ -69,6 +69,7 @@ def to_row(record: InteractionRecord) -> dict[str, Any]:
     # casefolded: keys are matched in any case, the same on every backend
     row["customer_key_list"] = bar_list(f"{source}:{key}".casefold() for source, keys in sorted(record.customer_keys.items()) for key in keys)
     row["answered_agents"] = bar_list(record.agents_answered)
+    row["offered_agents"] = bar_list(record.agents_offered)
     for name, value in row.items():
         value = clean(value)
         if isinstance(value, str) and name in _LENGTHS and name != "call_id":

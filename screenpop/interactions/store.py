@@ -136,6 +136,7 @@ class InteractionStore:
         until: datetime | date | str | None = None,
         disposition: str | None = None,
         end_reason: str | None = None,
+        offered_to: str | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> SearchResult:
@@ -147,12 +148,16 @@ class InteractionStore:
         ``sales:C-17``), in any case; ``agent``: an agent who answered it (also
         after a transfer); ``since`` inclusive, ``until`` exclusive, on the
         call's start; naive times are UTC; ``end_reason``: completed,
-        abandoned, unanswered, transferred-out."""
+        abandoned, unanswered, transferred-out; ``offered_to``: only the calls
+        offered to this agent (rung, answered or in a transfer: what an
+        agent may see, ``screenpop.interactions.access``)."""
         limit, offset = validate.page(limit, offset)
         c = interactions.c
         where = []
         if (term := validate.search_term("number", number)) is not None:
             where.append(number_match(term, self.default_region))
+        if (term := validate.search_term("offered_to", offered_to)) is not None:
+            where.append(c.offered_agents.contains(f"|{term.replace('|', '/')}|", autoescape=True))
         if (term := validate.search_term("customer", customer)) is not None:
             key = term.replace("|", "/").casefold()
             where.append(

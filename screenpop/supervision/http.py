@@ -24,12 +24,13 @@ from typing import Any, Callable
 
 from aiohttp import web
 
+from screenpop.auth.accounts import SUPERVISING_ROLES
 from screenpop.security.privacy import NO_MASKING, PrivacyRules
 from screenpop.supervision.stats import day_start
 
 log = logging.getLogger(__name__)
 
-SUPERVISORS = frozenset({"supervisor", "admin"})
+SUPERVISORS = SUPERVISING_ROLES  # never agents nor support staff
 OUTCOME_ROUTE = "/api/v1/interactions/{call_id}/outcome"
 MAX_KEY = 128
 CALLS_TODAY = 200

@@ -38,7 +38,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKe
 
 HOSTILE = '"><script>alert(1)</script><img src=x onerror=alert(2)>\''
 CSRF = "csrf-" + "x" * 40
-VALID_RULES = {"public", "agent", "support", "supervisor", "admin"}
+EVERY_ROLE = frozenset({"agent", "supervisor", "admin", "support"})
+VALID_RULES = {"public", "agent", "support", "supervisor", "admin", EVERY_ROLE}
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class StandInUser:
 USERS = {
     "agent": StandInUser("ana", "agent", "1001", "Ana Agent"),
     "supervisor": StandInUser("sam", "supervisor", None, "Sam Boss"),
+    "support": StandInUser("sue", "support", None, "Sue Support"),
     "hostile": StandInUser("eve", "agent", "1002", HOSTILE),
 }
 
@@ -130,7 +132,7 @@ async def test_every_route_declares_a_known_rule(client):
     assert rules[("GET", "/login")] == "public"
     assert rules[("GET", "/static/{path:.+}")] == "public"
     for path in ("/", "/interactions", "/interactions/{call_id}"):
-        assert rules[("GET", path)] == "support"
+        assert rules[("GET", path)] == EVERY_ROLE
     assert set(rules.values()) <= VALID_RULES
 
 
@@ -143,6 +145,14 @@ async def test_pages_need_a_user_even_without_the_apps_access_rules(client):
 async def test_supervisor_is_sent_from_the_desktop_to_the_dashboard(client):
     status, headers, _ = await get(client, "/", "supervisor")
     assert status == 302 and headers["Location"] == "/supervisor"
+
+
+async def test_support_is_sent_from_the_desktop_to_the_interaction_search(client):
+    status, headers, _ = await get(client, "/", "support")
+    assert status == 302 and headers["Location"] == "/interactions"
+    status, _, body = await get(client, "/interactions", "support")
+    assert status == 200 and 'href="/interactions"' in body
+    assert 'href="/supervisor"' not in body and ">Desktop<" not in body  # neither supervises nor takes calls
 
 
 # ------------------------------------------------------------------ login

@@ -331,16 +331,17 @@ def test_listing_names_every_route_and_its_rule(users):
     app, _ = build_app(users, SETTINGS)
     table = {(r.method, r.path): str(r.rule) for r in access.listing(app)}
     assert table[("POST", "/api/v1/session")] == "public"
-    assert table[("GET", "/api/v1/session")] == "agent,supervisor,admin"
+    assert table[("GET", "/api/v1/session")] == "agent,supervisor,admin,support"
     assert table[("HEAD", "/dashboard")] == "supervisor"  # add_get's HEAD follows GET
     assert table[("GET", "/dashboard")] == "supervisor"  # from the decorator
     assert table[("PUT", "/api/v1/billing/balances/{account}")] == "billing_token"
-    assert table[("GET", "/ws")] == "agent,supervisor,admin"
+    assert table[("GET", "/ws")] == "agent,supervisor,admin,support"
     assert None not in table.values()
 
 
-def test_support_means_every_role():
-    assert access.parse_rule("support") == access.parse_rule(access.ANY_USER) == access.parse_rule(roles={"agent", "supervisor", "admin"})
+def test_support_is_a_role_not_every_role():
+    assert access.parse_rule("support") == access.parse_rule(roles={"support"}) != access.parse_rule(access.ANY_USER)
+    assert access.parse_rule(access.ANY_USER) == access.parse_rule(roles={"agent", "supervisor", "admin", "support"})
 
 
 @pytest.mark.parametrize("spec", ["root", set(), "", 42, {"agent", "boss"}])

@@ -145,10 +145,60 @@ async def test_0005_stamps_the_recent_calls_and_moves_the_recent_changes_index(d
         async with engine.begin() as conn:  # only 0004's columns: the table as it was
             await conn.execute(interactions.insert(), [{"call_id": cid, "last_event_at": at, **empty} for cid, at in calls.items()])
 
-        assert await migrate(dsn) == ["0005_events_written_at"]
+        assert (await migrate(dsn))[0] == "0005_events_written_at"
         async with engine.connect() as conn:
             assert await conn.run_sync(_indexes) == at_head
             stamped = dict((await conn.execute(select(interactions.c.call_id, interactions.c.events_written_at))).all())
         assert stamped == {"today.1": calls["today.1"], "last-week.1": None}
+    finally:
+        await engine.dispose()
+
+
+async def test_0006_admits_the_support_role_and_fills_in_the_agents_each_call_was_offered_to(dsn):
+    """0006 on a log that already holds calls: every call gets the agents it
+    was offered to (rung, answered, in a transfer), so an agent's search
+    finds their old calls too; the users' role check admits ``support``; a
+    downgrade gives back 0005's schema (and its check refuses support)."""
+    from screenpop.auth.models import users
+
+    module = importlib.import_module("screenpop.migrations.versions.0006_support_role")
+    assert (module.revision, module.down_revision) == ("0006_support_role", "0005_events_written_at")
+    await migrate(dsn)
+    await downgrade_to(dsn, "0005_events_written_at")
+    engine = create_engine(dsn)
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    user = {"username": "sue", "role": "support", "agent_id": None, "password_hash": "x", "disabled": False,
+            "failed_logins": 0, "created_at": now, "password_changed_at": now}
+    try:
+        async with engine.connect() as conn:
+            assert "offered_agents" not in await conn.run_sync(_columns)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(users.insert(), [user])
+        except Exception as exc:  # 0005's check: no support role yet
+            assert "CHECK" in str(exc).upper() or "check" in str(exc)
+        else:
+            raise AssertionError("0005's role check admitted a support account")
+        empty = {"customer_keys": {}, "agents_rung": [], "ring_times": {}, "answer_times": {}, "transfers": []}
+        calls = {
+            "rung.1": {**empty, "agents_rung": ["1001", "1002"], "answer_times": {"1002": "x"}, "answered_by": "1002"},
+            "moved.1": {**empty, "agents_rung": ["1003"], "answered_by": "1003",
+                        "transfers": [{"from_agent": "1003", "to_agent": "1004", "to_queue": None}]},
+            "abandoned.1": {**empty, "answered_by": None},
+        }
+        async with engine.begin() as conn:  # 0005's columns only
+            await conn.execute(interactions.insert(), [{"call_id": cid, **row} for cid, row in calls.items()])
+
+        assert await migrate(dsn) == ["0006_support_role"]
+        async with engine.connect() as conn:
+            offered = dict((await conn.execute(select(interactions.c.call_id, interactions.c.offered_agents))).all())
+        assert offered == {"rung.1": "|1001|1002|", "moved.1": "|1003|1004|", "abandoned.1": None}
+        async with engine.begin() as conn:
+            await conn.execute(users.insert(), [user])
+            assert (await conn.execute(select(users.c.role).where(users.c.username == "sue"))).scalar_one() == "support"
+        await downgrade_to(dsn, "0005_events_written_at")
+        async with engine.connect() as conn:
+            assert "offered_agents" not in await conn.run_sync(_columns)
+            assert (await conn.execute(select(users.c.username))).all() == []
     finally:
         await engine.dispose()

@@ -16,7 +16,7 @@ from screenpop.service import ScreenpopService
 PASSWORD = "correct horse battery"
 CONFIG_BILLING_TOKEN = "config-file-billing-token-0123456789"
 WALLBOARD_TOKEN = "wallboard-token-for-the-tv-0123456789"
-ACCOUNTS = {"agent": ("alice", "1001"), "supervisor": ("sam", None), "admin": ("ada", None)}
+ACCOUNTS = {"agent": ("alice", "1001"), "supervisor": ("sam", None), "admin": ("ada", None), "support": ("sue", None)}
 
 
 @dataclass

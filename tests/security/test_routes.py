@@ -12,7 +12,8 @@ Three checks, so that a new route cannot slip in unguarded:
    redirect to the login form for a browser asking for a page), every role
    the rule does not name gets 403, every role it names gets past the
    guard; the billing route takes its token and nothing else; ``/ws``
-   upgrades for each role and refuses anonymous handshakes.
+   upgrades for each role that has a feed (support staff have none: 403)
+   and refuses anonymous handshakes.
 """
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ from agent_ui import access
 from screenpop.auth.accounts import ROLES
 from tests.security.node import CONFIG_BILLING_TOKEN, WALLBOARD_TOKEN
 
-ALL = "agent,supervisor,admin"
+ALL = "agent,supervisor,admin,support"
+FLOOR = "agent,supervisor,admin"  # on the phones or watching them: not support staff
 SUP = "supervisor,admin"
 
 # (method, path) -> rule as str(Rule).  HEAD routes (aiohttp's automatic
@@ -47,7 +49,7 @@ EXPECTED = {
     ("GET", "/api/v1/interactions/{call_id}"): ALL,
     ("PUT", "/api/v1/interactions/{call_id}/outcome"): ALL,
     ("POST", "/api/v1/interactions/{call_id}/notes"): ALL,
-    ("GET", "/api/v1/calls"): ALL,
+    ("GET", "/api/v1/calls"): FLOOR,
     ("GET", "/api/v1/pops"): "agent",
     ("GET", "/api/v1/config/ui"): ALL,
     ("GET", "/api/v1/audit"): "admin",
@@ -138,7 +140,7 @@ async def test_the_wallboard_feed_needs_its_token(node):
     assert status == 200 and "queues" in body
 
 
-async def test_the_socket_refuses_anonymous_and_admits_every_role(node):
+async def test_the_socket_refuses_anonymous_and_support_and_admits_every_other_role(node):
     ws_url = node.url.replace("http", "ws", 1) + "/ws"
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         async with node.http.ws_connect(ws_url):
@@ -149,6 +151,12 @@ async def test_the_socket_refuses_anonymous_and_admits_every_role(node):
             pass
     assert refused.value.status == 401
     for role in ROLES:
+        if role == "support":  # no pops (no phone), no supervisors' feed
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                async with node.http.ws_connect(f"{ws_url}?token={node.tokens[role]}"):
+                    pass
+            assert refused.value.status == 403
+            continue
         async with node.http.ws_connect(f"{ws_url}?token={node.tokens[role]}") as sock:
             hello = await sock.receive_json(timeout=5)
             assert hello["type"] == "hello", hello

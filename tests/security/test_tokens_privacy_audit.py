@@ -45,6 +45,7 @@ async def billing_push(node, token: str) -> int:
 async def a_logged_call(node, call_id: str = "call-1", number: str = "+34912345678") -> str:
     writer = node.service.interactions.writer
     writer.submit(CallQueued(call_id, TS, "support", number, "Ana", 1))
+    writer.submit(CallRinging(call_id, TS, "1001", "support", number, "Ana"))  # offered to alice
     writer.submit(CallEnded(call_id, TS, None, "abandoned", 0.0))
     assert await writer.flush()
     return call_id

@@ -15,7 +15,7 @@ VISA = "4111111111111111"
 
 
 async def seed_call(node, call_id="c-1"):
-    record = InteractionRecord(call_id, caller_number="+34600111222",
+    record = InteractionRecord(call_id, caller_number="+34600111222", agents_rung=["1001"],  # offered to alice
                                started_at="2026-11-23T09:00:00.000000Z", ended_at="2026-11-23T09:05:00.000000Z")
     record = with_lookup(record, "+34600111222", "Ana Ruiz", {"sales": ["c-17"]}, "known", "2026-11-23T09:00:00.100000Z")
     await node.service.interactions.store.upsert([record])
