@@ -35,11 +35,6 @@ import uuid
 from decimal import Decimal, InvalidOperation
 from typing import Any, AsyncIterator, Callable, Iterable
 
-from sqlalchemy import exc as sa_exc
-from sqlalchemy import text
-from sqlalchemy.dialects import sqlite as sqlite_dialect
-from sqlalchemy.engine import make_url
-
 from adapters.base import SourceError
 from adapters.engine import make_engine, sqlite_file
 from adapters.sqlite_reader import ConnectFailed, SqliteReader
@@ -78,15 +73,14 @@ class SqlSource:
     ):
         self.name = name
         self.fields = frozenset(fields)
-        self._phones_sql = text(phones_query)
-        self._record_sql = text(record_query)
-        if "key" not in self._record_sql._bindparams:
+        self._dsn = dsn
+        self._phones_query, self._record_query = phones_query, record_query
+        if not _BIND_KEY.search(record_query):
             raise ValueError(f"source {name!r}: record_query needs a :key parameter")
         self._record_timeout = record_timeout
         self._phones_timeout = phones_timeout
         self._chunk = chunk
-        self._engine = make_engine(
-            dsn,
+        self._engine_options = dict(
             read_only=True,
             statement_timeout=record_timeout,
             connect_timeout=connect_timeout,
@@ -95,26 +89,49 @@ class SqlSource:
             pool_timeout=record_timeout,
             application_name=f"screenpop-{name}",
         )
-        # Record reads need no transaction.  On PostgreSQL AUTOCOMMIT saves the
-        # BEGIN/ROLLBACK around each fetch; a SQLite source is opened read-only
-        # and pysqlite never begins a transaction for a SELECT, while setting
-        # and resetting the level there costs two extra trips through
-        # aiosqlite's thread per fetch (each waits for a busy event loop).
-        sqlite = self._engine.dialect.name == "sqlite"
-        self._reader = self._engine if sqlite else self._engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._made: tuple | None = None  # (engine, reader, phones statement, record statement), made on first use
         self._key_type: Callable[[str], Any] | None = None
         # A SQLite file's records are read in one trip to a worker thread
-        # (adapters.sqlite_reader); the phone scan stays on the engine.
+        # (adapters.sqlite_reader), without SQLAlchemy: a one-shot
+        # 'screenpop lookup' then never loads it (0.4 s of its start-up).
+        # The phone scan stays on the engine.
         path = sqlite_file(dsn)
         self._sqlite = None if path is None else SqliteReader(
-            path, str(self._record_sql.compile(dialect=sqlite_dialect.dialect(paramstyle="named"))),
-            name=name, workers=pool_size, busy_timeout=max(record_timeout, 1.0))
+            path, sqlite_named(record_query), name=name, workers=pool_size, busy_timeout=max(record_timeout, 1.0))
         self._detached: set[asyncio.Future] = set()  # fetches whose caller stopped waiting, still finishing
-        self._where = make_url(dsn).render_as_string(hide_password=True)
+        if self._sqlite is None:
+            self._make()  # a bad DSN is refused at once, as before
+
+    @property
+    def _engine(self):
+        return self._make()[0]
+
+    @property
+    def _reader(self):
+        return self._make()[1]
+
+    def _make(self) -> tuple:
+        if self._made is None:
+            from sqlalchemy import text
+
+            engine = make_engine(self._dsn, **self._engine_options)
+            # Record reads need no transaction.  On PostgreSQL AUTOCOMMIT saves the
+            # BEGIN/ROLLBACK around each fetch; a SQLite source is opened read-only
+            # and pysqlite never begins a transaction for a SELECT.
+            reader = engine if engine.dialect.name == "sqlite" else engine.execution_options(isolation_level="AUTOCOMMIT")
+            self._made = (engine, reader, text(self._phones_query), text(self._record_query))
+        return self._made
 
     @classmethod
     def from_settings(cls, settings, **options: Any) -> "SqlSource":
         return cls(settings.name, settings.dsn, settings.phones_query, settings.record_query, settings.fields, **options)
+
+    @property
+    def _where(self) -> str:
+        """The DSN with its password hidden, for messages."""
+        from sqlalchemy.engine import make_url
+
+        return make_url(self._dsn).render_as_string(hide_password=True)
 
     def __repr__(self) -> str:
         return f"SqlSource({self.name!r}, {self._where!r})"
@@ -122,12 +139,15 @@ class SqlSource:
     async def iter_phones(self) -> AsyncIterator[tuple[str, str]]:
         phase = "connect"
         try:
-            async with self._engine.connect() as conn:
+            from sqlalchemy import text
+
+            engine, _reader, phones_sql, _record_sql = self._make()
+            async with engine.connect() as conn:
                 phase = "phones_query"
                 if conn.dialect.name == "postgresql":
                     # The full scan may legitimately outlast the record timeout.
                     await conn.execute(text(f"SET LOCAL statement_timeout = {int(self._phones_timeout * 1000)}"))
-                result = await conn.stream(self._phones_sql, execution_options={"yield_per": self._chunk})
+                result = await conn.stream(phones_sql, execution_options={"yield_per": self._chunk})
                 async for rows in result.partitions(self._chunk):
                     for row in rows:
                         if len(row) < 2:
@@ -188,7 +208,7 @@ class SqlSource:
                     param = await self._key_param(conn, key)
                     if param is _NO_KEY:
                         return None
-                    result = await conn.execute(self._record_sql, {"key": param})
+                    result = await conn.execute(self._make()[3], {"key": param})
                     row = result.first()
         except SourceError:
             raise
@@ -213,7 +233,8 @@ class SqlSource:
         await asyncio.gather(*self._detached, return_exceptions=True)
         if self._sqlite is not None:
             await self._sqlite.close()
-        await self._engine.dispose()
+        if self._made is not None:
+            await self._made[0].dispose()
 
     # ---------------------------------------------------------------- private
 
@@ -228,7 +249,7 @@ class SqlSource:
     async def _learn_key_type(self, conn) -> Callable[[str], Any]:
         if conn.dialect.driver != "asyncpg":
             return str  # other drivers send text and let the server cast
-        sql = str(self._record_sql.compile(dialect=conn.dialect))
+        sql = str(self._make()[3].compile(dialect=conn.dialect))
         raw = await conn.get_raw_connection()
         statement = await raw.driver_connection.prepare(sql)
         parameters = statement.get_parameters()
@@ -251,6 +272,17 @@ class SqlSource:
         return SourceError(describe(exc, phase, self._record_timeout), source=self.name)
 
 
+# SQLAlchemy's text() bind parameter syntax: ':name', not after ':', a word
+# character or a backslash ('\:' is a literal colon), not '::' (a cast).
+_BIND_KEY = re.compile(r"(?<![:\w\\]):key(?![:\w])")
+
+
+def sqlite_named(query: str) -> str:
+    """``query`` as SQLAlchemy's ``text()`` compiles it for sqlite3's named
+    parameters: binds stay ``:name``, an escaped ``\\:`` becomes ``:``."""
+    return query.replace("\\:", ":")
+
+
 _CLASS_PREFIX = re.compile(r"^(<class '[\w.]+'>: )+")
 
 
@@ -261,6 +293,8 @@ def describe(exc: BaseException, phase: str, timeout: float) -> str:
     syntax error and a vanished file with the same exception class, so only
     where it happened tells "the database is down" from "the query is wrong".
     """
+    from sqlalchemy import exc as sa_exc
+
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
         return f"no answer within {timeout:g} s"
     if isinstance(exc, sa_exc.TimeoutError):

@@ -30,6 +30,7 @@ the production default of 150 ms are counted.
 
     .venv/bin/python bench/bench_lookup.py --customers 20000 --lookups 500   # seconds: debug run
     .venv/bin/python bench/bench_lookup.py --customers 1000000 --backend both
+    .venv/bin/python bench/bench_lookup.py --customers 20000 --cli 30        # 'screenpop lookup' processes, wall time
 
 Data: SQLite under var/bench/, PostgreSQL in bench_sales, bench_billing and
 bench_support on 127.0.0.1 (created by the seed).  Redis keys live under
