@@ -80,3 +80,27 @@ async def test_the_service_saves_its_index_for_the_cli(tmp_path):
     report = await index_report(runtime, now=time.time() + 3 * 3600 + 125)
     assert report["sources"]["billing"]["age"] == "3 h 2 min ago"
     assert report["sources"]["billing"]["note"].startswith("stale")  # older than index_refresh_seconds
+
+
+def test_rebuilding_one_source_keeps_the_others_saved(tmp_path):
+    _, config = make_config(tmp_path)
+    assert run("index", "rebuild", "--config", str(config)).returncode == 0
+    first = json.loads(run("index", "stats", "--config", str(config)).stdout)["sources"]
+    time.sleep(1.1)
+    assert run("index", "rebuild", "--source", "sales", "--config", str(config)).returncode == 0
+    second = json.loads(run("index", "stats", "--config", str(config)).stdout)["sources"]
+    assert second["billing"]["numbers"] == 3 and second["billing"]["built_at"] == first["billing"]["built_at"]
+    assert second["sales"]["built_at"] > first["sales"]["built_at"]
+
+
+def test_a_lookup_on_sqlite_sources_does_not_load_sqlalchemy(tmp_path):
+    """Its start-up is most of what a one-shot lookup costs (bench/RESULTS.md)."""
+    import subprocess
+    import sys
+
+    _, config = make_config(tmp_path)
+    assert run("index", "rebuild", "--config", str(config)).returncode == 0
+    code = ("import sys; from screenpop.cli import main; status = main(['lookup', '912345678', '--config', sys.argv[1]]); "
+            "print('LOADED' if 'sqlalchemy' in sys.modules else 'NOT LOADED', status)")
+    result = subprocess.run([sys.executable, "-c", code, str(config)], capture_output=True, text=True, timeout=60)
+    assert "Ana García" in result.stdout and result.stdout.strip().endswith("NOT LOADED 0"), result.stdout + result.stderr
