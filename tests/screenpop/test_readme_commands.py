@@ -198,6 +198,23 @@ def test_a_documented_command_runs_as_written(where, words, business_dbs, tmp_pa
     if argv[0] != "make" and "--help" not in argv:
         # every command says which configuration (and database) it used
         assert f"config {config} ($SCREENPOP_CONFIG)" in done.stderr, done.stderr
+    written = argv[1:argv.index("--help")] if "--help" in argv else []
+    if argv[0] != "make" and written and not _a_mention(written):
+        # --help answers before argparse looks at the rest: the line as written must parse too
+        _parses(written)
+
+
+def _parses(args: list[str]) -> None:
+    import contextlib
+    import io
+
+    from screenpop.cli import build_parser
+
+    with contextlib.redirect_stderr(io.StringIO()) as err:
+        try:
+            build_parser().parse_args(args)
+        except SystemExit:
+            pytest.fail(f"screenpop {' '.join(args)}: {err.getvalue()}")
 
 
 def test_a_sub_command_accepts_config_before_or_after_it(tmp_path):
