@@ -255,6 +255,10 @@ class LookupRuntime:
             await self._redis_owned.aclose()
 
 
+# The adapter's own limit falls just after the lookup's: on a tie the
+# source's error ("no answer within 0.7 s") could win the race and the card
+# would say "error" where the lookup's "timeout" is meant.
+GIVE_UP_GRACE = 0.1
 _TIMEOUT_OPTION = {"sql": "record_timeout", "http": "timeout"}  # each adapter's name for its per-fetch limit
 
 
@@ -265,7 +269,7 @@ def give_up_seconds(lookup, source, waits_late: bool) -> float:
     there (SQLite interrupt, PostgreSQL statement_timeout, HTTP request
     closed), so a slow source never piles up queries."""
     deadline = (source.deadline_ms or lookup.deadline_ms) / 1000
-    return deadline + (lookup.late_ms / 1000 if waits_late else 0.0)
+    return deadline + (lookup.late_ms / 1000 if waits_late else 0.0) + GIVE_UP_GRACE
 
 
 async def build_lookup(
