@@ -111,6 +111,9 @@ def test_index_rebuild_reports_progress_in_redis(config, redis_client, clean_red
     assert "index billing: done, 3 rows: 3 indexed" in result.stderr
     stats = json.loads(run("index", "stats", "--config", str(config), env=env).stdout)
     assert stats["sources"]["sales"]["build"]["rows"] == 10
+    assert stats["stored"].startswith(f"Redis {REDIS_URL}, shared by every node")
+    assert stats["sources"]["sales"]["numbers"] == 9 and stats["sources"]["sales"]["built_at"].endswith("Z")
+    assert stats["sources"]["sales"]["age"].endswith("s ago") and stats["sources"]["sales"]["region"] == "ES"
     # A lookup now uses the shared index without rebuilding it.
     card = json.loads(run("lookup", "600112233", "--json", "--config", str(config), env=env).stdout)
     assert card["persons"][0]["name"] == "Ana García"
