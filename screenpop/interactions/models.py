@@ -73,6 +73,12 @@ interactions = Table(
     # the PBX's): a row written late, as after a database outage, is still
     # new to the supervisors' figures (screenpop.supervision.stats)
     Column("events_written_at", UtcDateTime),
+    # migration 0007: the caller's presentation, agents whose phone never
+    # rang, and what the reconciliation with Asterisk's records set
+    Column("presentation", String(16)),
+    Column("unreached", JsonDoc),
+    Column("reconciled", JsonDoc),
+    Column("reconciled_at", UtcDateTime),
     Index(None, "caller_e164"),
     Index(None, "caller_number"),
     Index(None, "answered_by"),

@@ -50,13 +50,19 @@ TRANSFER_KEYS = ("ts", "from_agent", "to_agent", "to_queue", "to_number")
 EVENT_FIELDS = (
     "caller_number", "caller_name", "queue", "agents_rung", "ring_times", "answered_by", "answer_times",
     "transfers", "started_at", "queued_at", "first_ring_at", "answered_at", "ended_at", "last_event_at",
-    "wait_seconds", "talk_seconds", "end_reason",
+    "wait_seconds", "talk_seconds", "end_reason", "presentation", "unreached",
 )
 # ... the lookup owns these ...
 LOOKUP_FIELDS = ("caller_e164", "customer_name", "customer_keys", "card_status", "lookup_at")
 # ... and the agent's outcome form these (never touched by an upsert).
 OUTCOME_FIELDS = ("disposition", "follow_up", "outcome_by", "outcome_at")
 CARD_STATUSES = ("known", "multiple", "unknown", "withheld")
+# Which presentation a merge keeps: the most private one any view of the call
+# saw.  A caller found restricted on the agent legs (after call.queued carried
+# the number) stays restricted, however the partial views arrive.
+PRESENTATION_RANK = {"restricted": 3, "unverified": 2, "allowed": 1, "unavailable": 0}
+# Set by the reconciliation with Asterisk's records only (never by an upsert).
+RECONCILE_FIELDS = ("reconciled", "reconciled_at")
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +106,15 @@ class InteractionRecord:
     wait_seconds: float | None = None  # until the first answer, or until abandoning
     talk_seconds: float | None = None
     end_reason: str | None = None  # completed | abandoned | unanswered | transferred-out
+    # allowed | restricted | unavailable | unverified (telephony.events.PRESENTATIONS):
+    # restricted hides the number, the name and the customer everywhere
+    presentation: str | None = None
+    # agents whose phone never rang (busy, unreachable) -> when: not "rung"
+    unreached: dict[str, str] = field(default_factory=dict)
+    # the event fields taken from Asterisk's own records after an AMI outage
+    # (screenpop.reconcile), and when: so a supervisor knows where they came from
+    reconciled: list[str] = field(default_factory=list)
+    reconciled_at: str | None = None
     # bookkeeping that keeps the fold order-free: agent -> first ring / latest answer
     ring_times: dict[str, str] = field(default_factory=dict)
     answer_times: dict[str, str] = field(default_factory=dict)
@@ -176,12 +191,15 @@ def from_event(event: CallEvent) -> InteractionRecord:
     ts = canonical_ts(event.ts)
     base: dict[str, Any] = {"call_id": event.call_id, "started_at": ts, "last_event_at": ts}
     if isinstance(event, CallQueued):
-        base.update(queue=event.queue, queued_at=ts, caller_number=event.caller_number, caller_name=event.caller_name)
+        base.update(queue=event.queue, queued_at=ts, caller_number=event.caller_number, caller_name=event.caller_name,
+                    presentation=event.presentation)
     elif isinstance(event, CallRinging):
         base.update(
             queue=event.queue, caller_number=event.caller_number, caller_name=event.caller_name,
-            first_ring_at=ts, ring_times={event.agent: ts}, agents_rung=[event.agent],
+            first_ring_at=ts, ring_times={event.agent: ts}, agents_rung=[event.agent], presentation=event.presentation,
         )
+    elif isinstance(event, CallMissed) and event.never_rang:
+        base["unreached"] = {event.agent: ts}
     elif isinstance(event, CallAnswered):
         base.update(
             queue=event.queue, answered_at=ts, wait_seconds=event.wait_seconds,
@@ -218,6 +236,7 @@ def merge(a: InteractionRecord, b: InteractionRecord) -> InteractionRecord:
         raise ValueError(f"cannot merge records of different calls {a.call_id!r} and {b.call_id!r}")
     ring_times = _union(a.ring_times, b.ring_times, min)
     answer_times = _union(a.answer_times, b.answer_times, max)
+    unreached = _union(a.unreached, b.unreached, max)
     answered_at, wait = _first_answer(a, b)
     ended_at, end_reason, talk = _last_end(a, b)
     out: dict[str, Any] = dict(
@@ -226,7 +245,9 @@ def merge(a: InteractionRecord, b: InteractionRecord) -> InteractionRecord:
         caller_name=_first(a.caller_name, b.caller_name),
         queue=_queue(a, b),
         ring_times=ring_times,
-        agents_rung=_ordered(ring_times, a.agents_rung, b.agents_rung),
+        agents_rung=[x for x in _ordered(ring_times, a.agents_rung, b.agents_rung) if x not in unreached],
+        unreached=unreached,
+        presentation=max((a.presentation, b.presentation), key=lambda p: PRESENTATION_RANK.get(p or "", -1)),
         answer_times=answer_times,
         answered_by=_last_answerer(answer_times, a.answered_by, b.answered_by),
         transfers=_transfers(a.transfers + b.transfers),
@@ -246,7 +267,19 @@ def merge(a: InteractionRecord, b: InteractionRecord) -> InteractionRecord:
         outcome = a
     out.update({name: getattr(outcome, name) for name in OUTCOME_FIELDS})
     out["notes"] = b.notes or a.notes
-    return InteractionRecord(**out)
+    out["reconciled"] = sorted(set(a.reconciled) | set(b.reconciled))
+    out["reconciled_at"] = _max(a.reconciled_at, b.reconciled_at)
+    return hidden_if_restricted(InteractionRecord(**out))
+
+
+def hidden_if_restricted(record: InteractionRecord) -> InteractionRecord:
+    """A restricted caller leaves no number, name or customer in the log
+    (the lookup begun with the number at ``call.queued`` included)."""
+    if record.presentation != "restricted" or (record.caller_number is None and record.caller_name is None
+                                                 and record.caller_e164 is None and not record.customer_keys):
+        return record
+    return dataclasses.replace(record, caller_number=None, caller_name=None, caller_e164=None, customer_name=None,
+                               customer_keys={}, card_status="withheld")
 
 
 def _newer_lookup(a: InteractionRecord, b: InteractionRecord) -> InteractionRecord:

@@ -17,6 +17,7 @@ from screenpop.interactions.record import (
     EVENT_FIELDS,
     LOOKUP_FIELDS,
     OUTCOME_FIELDS,
+    RECONCILE_FIELDS,
     InteractionRecord,
     Note,
     canonical_ts,
@@ -24,13 +25,15 @@ from screenpop.interactions.record import (
 )
 
 TIME_FIELDS = frozenset(
-    {"started_at", "queued_at", "first_ring_at", "answered_at", "ended_at", "last_event_at", "outcome_at", "lookup_at"}
+    {"started_at", "queued_at", "first_ring_at", "answered_at", "ended_at", "last_event_at", "outcome_at", "lookup_at",
+     "reconciled_at"}
 )
 DERIVED = ("caller_digits", "customer_name_folded", "customer_key_list", "answered_agents", "offered_agents")
 # What an upsert writes: everything but the outcome (events_written_at: the
 # store's transaction sets it, see screenpop.interactions.store._upsert_batch).
 UPSERT_COLUMNS = (*EVENT_FIELDS, *LOOKUP_FIELDS, *DERIVED, "events_written_at")
-EMPTY_JSON = {"customer_keys": {}, "agents_rung": [], "ring_times": {}, "answer_times": {}, "transfers": []}
+EMPTY_JSON = {"customer_keys": {}, "agents_rung": [], "ring_times": {}, "answer_times": {}, "transfers": [], "unreached": {},
+              "reconciled": []}
 
 _LENGTHS = {c.name: c.type.length for c in interactions.columns if isinstance(c.type, String) and c.type.length}
 _NON_DIGITS = re.compile(r"\D")
@@ -88,8 +91,8 @@ def bar_list(items) -> str | None:
 def from_row(row: Any) -> InteractionRecord:
     m = row._mapping if hasattr(row, "_mapping") else row
     values: dict[str, Any] = {"call_id": m["call_id"]}
-    for name in (*EVENT_FIELDS, *LOOKUP_FIELDS, *OUTCOME_FIELDS):
-        value = m[name]
+    for name in (*EVENT_FIELDS, *LOOKUP_FIELDS, *OUTCOME_FIELDS, *RECONCILE_FIELDS):
+        value = m[name] if name in m else None  # a row read before a migration added the column
         if name in TIME_FIELDS:
             value = canonical_ts(value)
         elif name in EMPTY_JSON and value is None:

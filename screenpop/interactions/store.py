@@ -31,7 +31,15 @@ from screenpop.db import writing
 from screenpop.db_trips import Trips
 from screenpop.interactions import validate
 from screenpop.interactions.models import interaction_notes, interactions
-from screenpop.interactions.record import EVENT_FIELDS, InteractionRecord, Note, canonical_ts, merge
+from screenpop.interactions.record import (
+    EVENT_FIELDS,
+    RECONCILE_FIELDS,
+    InteractionRecord,
+    Note,
+    canonical_ts,
+    hidden_if_restricted,
+    merge,
+)
 from screenpop.interactions.rows import UPSERT_COLUMNS, digits, from_row, history_entry, note_from_row, to_row
 from screenpop.interactions.validate import InteractionNotFound, InvalidInput
 
@@ -63,6 +71,7 @@ class _UpsertStatements:
     skeletons: Any  # insert the empty rows that are missing
     stored: Any  # read (and on PostgreSQL lock) the rows of a batch: {"ids": [...]}
     upsert: Any  # write the merged rows
+    reconcile: Any  # write rows whose events Asterisk's records corrected (and say which)
 
 
 @functools.cache
@@ -79,7 +88,11 @@ def _upsert_statements(dialect: str) -> _UpsertStatements:
     upsert = insert(interactions)
     upsert = upsert.on_conflict_do_update(index_elements=[c.call_id],
                                           set_={name: upsert.excluded[name] for name in UPSERT_COLUMNS})
-    return _UpsertStatements(insert(interactions).on_conflict_do_nothing(index_elements=["call_id"]), stored, upsert)
+    reconcile = insert(interactions)
+    reconcile = reconcile.on_conflict_do_update(index_elements=[c.call_id], set_={
+        name: reconcile.excluded[name] for name in (*UPSERT_COLUMNS, *RECONCILE_FIELDS)})
+    return _UpsertStatements(insert(interactions).on_conflict_do_nothing(index_elements=["call_id"]), stored, upsert,
+                             reconcile)
 
 
 class InteractionStore:
@@ -109,6 +122,17 @@ class InteractionStore:
         if not batch:
             return 0
         return await self.trips.write(_upsert_batch, batch)
+
+    async def write_reconciled(self, items: Sequence[tuple[InteractionRecord, Sequence[str]]]) -> int:
+        """Write what the reconciliation with Asterisk's records decided
+        (screenpop.reconcile): for each call, the event ``fields`` named are
+        set to the record's values as they are (no merge: a time taken from
+        the reconnect is replaced, not kept as the later one), and marked
+        reconciled; the lookup, outcome and notes stay."""
+        batch = {record.call_id: (record, tuple(fields)) for record, fields in items if fields}
+        if not batch:
+            return 0
+        return await self.trips.write(_reconcile_batch, batch)
 
     # ------------------------------------------------------------- reading
 
@@ -326,6 +350,26 @@ def _upsert_batch(conn: Connection, batch: dict[str, InteractionRecord]) -> int:
     if rows:
         conn.execute(statements.upsert, rows)
     return len(rows)
+
+def _reconcile_batch(conn: Connection, batch: dict[str, tuple[InteractionRecord, tuple[str, ...]]]) -> int:
+    """:meth:`InteractionStore.write_reconciled`'s transaction."""
+    call_ids = sorted(batch)
+    statements = _upsert_statements(conn.dialect.name)
+    conn.execute(statements.skeletons, [to_row(InteractionRecord(call_id=c)) for c in call_ids])
+    stored = {row.call_id: from_row(row) for row in conn.execute(statements.stored, {"ids": call_ids})}
+    now = datetime.now(timezone.utc)
+    rows = []
+    for call_id, (record, fields) in batch.items():
+        old = stored[call_id]
+        new = hidden_if_restricted(dataclasses.replace(old, **{name: getattr(record, name) for name in fields}))
+        row = to_row(new)
+        row["reconciled"] = sorted(set(old.reconciled) | set(fields))
+        row["reconciled_at"] = now
+        row["events_written_at"] = now  # the supervisors' figures count it at their next read
+        rows.append(row)
+    conn.execute(statements.reconcile, rows)
+    return len(rows)
+
 
 _NOTES_OF = (  # built once (see _upsert_statements): {"ids": [...]}
     select(interaction_notes).where(interaction_notes.c.call_id.in_(bindparam("ids", expanding=True)))

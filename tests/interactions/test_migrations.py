@@ -189,7 +189,7 @@ async def test_0006_admits_the_support_role_and_fills_in_the_agents_each_call_wa
         async with engine.begin() as conn:  # 0005's columns only
             await conn.execute(interactions.insert(), [{"call_id": cid, **row} for cid, row in calls.items()])
 
-        assert await migrate(dsn) == ["0006_support_role"]
+        assert await migrate(dsn) == ["0006_support_role", "0007_call_truth"]
         async with engine.connect() as conn:
             offered = dict((await conn.execute(select(interactions.c.call_id, interactions.c.offered_agents))).all())
         assert offered == {"rung.1": "|1001|1002|", "moved.1": "|1003|1004|", "abandoned.1": None}
@@ -200,5 +200,22 @@ async def test_0006_admits_the_support_role_and_fills_in_the_agents_each_call_wa
         async with engine.connect() as conn:
             assert "offered_agents" not in await conn.run_sync(_columns)
             assert (await conn.execute(select(users.c.username))).all() == []
+    finally:
+        await engine.dispose()
+
+
+async def test_0007_adds_presentation_unreached_and_reconciled_and_drops_them_again(dsn):
+    module = importlib.import_module("screenpop.migrations.versions.0007_call_truth")
+    assert (module.revision, module.down_revision) == ("0007_call_truth", "0006_support_role")
+    await migrate(dsn)
+    engine = create_engine(dsn)
+    new = {"presentation", "unreached", "reconciled", "reconciled_at"}
+    try:
+        async with engine.connect() as conn:
+            assert new <= set(await conn.run_sync(_columns))
+        await downgrade_to(dsn, "0006_support_role")
+        async with engine.connect() as conn:
+            assert not new & set(await conn.run_sync(_columns))
+        assert await migrate(dsn) == ["0007_call_truth"]
     finally:
         await engine.dispose()
