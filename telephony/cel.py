@@ -165,7 +165,10 @@ def call_events(rows: Iterable[CelRow], agents: AgentResolver | None = None, *, 
     answers = sorted((leg for leg in legs if leg.answered_at is not None and leg.bridged), key=lambda l: l.answered_at)
     first_answer = answers[0].answered_at if answers else None
     previous: _Leg | None = None
+    attended = [r.eventtime for r in rows if r.eventtype == "ATTENDEDTRANSFER"]
     for leg in legs:
+        if attended and first_answer is not None and leg.rang_at > first_answer:
+            continue  # the agent's consultation call: AMI shows no ring for it either
         emit(leg.rang_at, CallRinging(call_id, iso_utc(leg.rang_at), leg.agent, queue, number, name, shown))
         if leg.never_rang:
             emit(leg.rang_at, CallMissed(call_id, iso_utc(leg.ended_at or leg.rang_at), leg.agent, leg.never_rang))
@@ -177,6 +180,14 @@ def call_events(rows: Iterable[CelRow], agents: AgentResolver | None = None, *, 
                 "abandoned" if ended is not None and end >= ended - 1.0 else "no-answer")
             emit(end, CallMissed(call_id, iso_utc(end), leg.agent, reason))
     for leg in answers:
+        if previous is not None and attended:
+            # The agent talked to the target first, then handed the caller
+            # over: the call moves at the transfer, as the tracker tells it
+            # (call.transferred, no answer of its own).
+            moved = attended.pop(0)
+            emit(moved, CallTransferred(call_id, iso_utc(moved), previous.agent, to_agent=leg.agent))
+            previous = leg
+            continue
         if previous is not None:
             emit(leg.answered_at, CallTransferred(call_id, iso_utc(leg.answered_at), previous.agent, to_agent=leg.agent))
         wait = max(0.0, leg.answered_at - (waiting_since if previous is None else leg.rang_at))

@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import Awaitable, Callable, Iterable, Mapping, Sequence
 
 from telephony.protocol import encode_message
+from telephony.simulator.cel import CelRecorder
 from telephony.simulator.center import CenterProfile, staff_patiently
 from telephony.simulator.model import Agent, IdAllocator, Queue, default_agents, default_queues
 from telephony.simulator.pbx import PbxState, agents_by_id, queues_by_name
@@ -74,6 +75,8 @@ class PbxSimulator:
         self.calls_placed = 0
         self.plans: OrderedDict[str, CallPlan] = OrderedDict()  # recent calls by linkedid, events dropped
         self._hooks: list[EventHook] = []
+        self._cel: CelRecorder | None = None
+        self._cel_sink: Callable[[list[dict]], None] | None = None
 
     @property
     def port(self) -> int:
@@ -96,6 +99,11 @@ class PbxSimulator:
         microseconds of the write).  Returns a function that removes the hook."""
         self._hooks.append(hook)
         return lambda: self._hooks.remove(hook)
+
+    def record_cel(self, sink: Callable[[list[dict]], None]) -> None:
+        """From now on, the CEL rows Asterisk would write for every event go
+        to ``sink`` (see :mod:`.cel`), also while no AMI client is connected."""
+        self._cel, self._cel_sink = CelRecorder(), sink
 
     # --- calls ------------------------------------------------------------------
     def prepare_call(self, scenario: str, caller_number: str | None, caller_name: str | None, *,
@@ -213,8 +221,11 @@ class PbxSimulator:
         now = self.clock.now()
         out: list[tuple[str, bytes]] = []
         sent: list[Event] = []
+        cel: list[dict] = []
         for event in batch:
             self.pbx.apply(event, now)
+            if self._cel is not None:
+                cel += self._cel.feed(event)
             if not self.noise and is_noise(event):
                 continue
             try:
@@ -223,6 +234,11 @@ class PbxSimulator:
                 log.error("simulator: cannot encode %s event, dropped", event.get("Event"))
                 continue
             sent.append(event)
+        if cel and self._cel_sink is not None:
+            try:
+                self._cel_sink(cel)
+            except Exception:  # the CEL database's trouble must not stop the PBX
+                log.exception("simulator: CEL sink failed")
         if not out:
             return None
         # Read before the write, not after: on a busy machine this process
