@@ -200,6 +200,31 @@ class SupervisionSettings:
 
 
 @dataclass(slots=True)
+class ReconcileSettings:
+    """Reconciliation with Asterisk's own records (screenpop.reconcile): after
+    every AMI reconnect (and a start), the calls of the outage are read from
+    the CEL table Asterisk writes (cel_pgsql, cel_odbc, FreePBX's
+    asteriskcdrdb.cel); calls the log lacks are created, calls it saw in part
+    are corrected.  Empty ``dsn``: off."""
+
+    dsn: str = ""  # postgresql://, mysql://, sqlite:/// (read only; password from SCREENPOP_RECONCILE__DSN)
+    cel_table: str = "cel"  # "schema.table" allowed
+    interval_seconds: float = 60.0  # how often calls still in progress at the last pass are looked at again
+    margin_seconds: float = 5.0  # read this much before and after an outage
+    settle_seconds: float = 2.0  # wait after a reconnect before reading (Asterisk writes the last rows)
+    lookback_seconds: float = 3600.0  # at start: how far back to look for calls the log lacks
+    give_up_seconds: float = 21600.0  # a call with no LINKEDID_END after this long is left as it is
+    # A call AMI never saw: CEL stores no presentation (a withheld number is
+    # stored plainly), so its number is withheld ("unverified") unless this
+    # says the center's trunks never deliver restricted numbers.
+    trust_unseen_numbers: bool = False
+
+    def __post_init__(self) -> None:
+        if self.interval_seconds <= 0 or self.margin_seconds < 0 or self.settle_seconds < 0 or self.lookback_seconds < 0:
+            raise ConfigError("reconcile: interval_seconds must be > 0; margin, settle and lookback seconds >= 0")
+
+
+@dataclass(slots=True)
 class PrivacySettings:
     """PII masking (screenpop.security.privacy): card numbers in notes, phone
     numbers shown partially to some roles."""
@@ -208,6 +233,10 @@ class PrivacySettings:
     mask_cards_on_save: bool = True  # and masked before they are stored (no PAN in the database)
     partial_phone_roles: list[str] = field(default_factory=list)  # e.g. ["agent"]: these roles see +34*******222
     phone_visible_digits: int = 4
+    # A caller who withholds their number (Asterisk marks it on the agent
+    # legs: CID-CallingPres 32-39, 64-71) is withheld everywhere: pop, pages,
+    # API, log, supervisors.  false only where the law lets agents see it.
+    honor_presentation: bool = True
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.partial_phone_roles) - set(ROLES))
@@ -250,6 +279,7 @@ class Settings:
     pop: PopSettings = field(default_factory=PopSettings)
     supervision: SupervisionSettings = field(default_factory=SupervisionSettings)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
+    reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
 
 

@@ -134,6 +134,13 @@ class InteractionStore:
             return 0
         return await self.trips.write(_reconcile_batch, batch)
 
+    async def latest_event_at(self) -> str | None:
+        """The newest call event the log holds (where a restarted node's
+        reconciliation with Asterisk's records starts)."""
+        async with self.engine.connect() as conn:
+            value = (await conn.execute(select(func.max(interactions.c.last_event_at)))).scalar()
+        return canonical_ts(value)
+
     # ------------------------------------------------------------- reading
 
     async def get(self, call_id: str) -> InteractionRecord | None:
