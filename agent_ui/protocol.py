@@ -24,7 +24,7 @@ MAX_CALL_ID = 128
 MAX_PING_ID = 64
 
 CALL_EVENTS = frozenset({"answered", "ended", "transferred"})
-SERVER_TYPES = frozenset({"hello", "pop", "retract", "call", "card", "queue", "agent", "error", "pong"})
+SERVER_TYPES = frozenset({"hello", "pop", "retract", "call", "card", "queue", "agent", "pbx", "error", "pong"})
 CLIENT_TYPES = frozenset({"ping", "ack"})
 
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, Callable
 
 from screenpop.cluster.bus import AGENTS, EVENTS, SUPERVISORS
 from screenpop.config import Settings
 from screenpop.metrics import ServiceMetrics
+from telephony.events import iso_utc
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,9 @@ class Ingest:
         self.feed = None
         self._tasks: list[asyncio.Task] = []
         self._reconciled = False
+        self.reconciliation = None  # screenpop.reconcile: with [reconcile] dsn
+        self._down_at: float | None = None  # when the link was lost (LinkDown), until the resync after it
+        self._first_resync = True
 
     async def start(self, restored: list[dict[str, Any]] = ()) -> None:
         from customer_lookup.display import CardDisplay
@@ -93,9 +98,24 @@ class Ingest:
         from telephony.feed import CallFeed
         from telephony.tracker import CallTracker
 
-        tracker = CallTracker(AgentResolver(self.settings.agents.patterns))
-        self.connection = AmiConnection(self.settings.ami, wanted_events=tracker.events_read | self.supervision.events_read)
+        from telephony.link import LinkDown
+
+        s = self.settings
+        agents = AgentResolver(s.agents.patterns)
+        tracker = CallTracker(agents, honor_presentation=s.privacy.honor_presentation)
+        self.connection = AmiConnection(s.ami, wanted_events=tracker.events_read | self.supervision.events_read)
         bus = self.delivery.bus
+        if s.reconcile.dsn:
+            from screenpop.reconcile.plugin import Reconciliation
+
+            self.reconciliation = Reconciliation(s.reconcile, self.interactions.store, self.interactions.writer,
+                                                 agents=agents, on_pass=self._count_reconciled)
+            self.reconciliation.start()
+
+        def observe(item) -> None:
+            if isinstance(item, LinkDown):
+                self._down_at = time.time()
+            self.supervision.on_ami(item)
 
         def deliver(event) -> None:
             self.metrics.call_events.labels(event.type).inc()
@@ -108,10 +128,50 @@ class Ingest:
             if not self._reconciled:  # only the first resync after a takeover
                 self._reconciled = True
                 self.orchestrator.reconcile(live_call_ids)
+            if self.reconciliation is not None:
+                if self._down_at is not None:  # what went by during the outage, from Asterisk's records
+                    self.reconciliation.outage(self._down_at, time.time())
+                elif self._first_resync:  # what went by while no node ingested
+                    self._spawn(self.reconciliation.started(), "reconcile-start")
+            self._down_at, self._first_resync = None, False
 
-        self.feed = CallFeed(self.connection.queue, tracker, deliver, observe=self.supervision.on_ami, on_resync=resynced)
+        self.feed = CallFeed(self.connection.queue, tracker, deliver, observe=observe, on_resync=resynced)
         self._tasks += [asyncio.create_task(self.connection.run(), name="ami-connection"),
-                        asyncio.create_task(self.feed.run(), name="call-feed")]
+                        asyncio.create_task(self.feed.run(), name="call-feed"),
+                        asyncio.create_task(self._tell_link_state(), name="pbx-link-state")]
+
+    def _spawn(self, coro, name: str) -> None:
+        self._tasks.append(asyncio.create_task(coro, name=name))
+
+    def _count_reconciled(self, result) -> None:
+        self.metrics.calls_reconciled.labels("created").inc(len(result.created))
+        self.metrics.calls_reconciled.labels("corrected").inc(len(result.corrected))
+
+    async def _tell_link_state(self, every: float = 1.0, repeat: float = 5.0) -> None:
+        """Agents and supervisors see when the PBX link is down ("PBX link
+        down since 14:51:13"): a ``pbx`` message to every screen when it goes
+        down or comes back, repeated while down so screens opened meanwhile
+        learn it too."""
+        told: tuple[str, float | None] | None = None
+        last = 0.0
+        while True:
+            connection = self.connection
+            down_since = connection.down_since if connection is not None else None
+            state = "down" if down_since is not None else "up"
+            now = time.monotonic()
+            if told is None and state == "up":
+                told = (state, None)  # up from the start: nothing to tell
+            elif (state, down_since) != told or (state == "down" and now - last >= repeat):
+                message: dict[str, Any] = {"type": "pbx", "state": state}
+                if down_since is not None:
+                    message["since"] = iso_utc(down_since)
+                    message["outage_seconds"] = round(time.time() - down_since, 1)
+                try:
+                    self.delivery.send_to_supervisors(message)
+                except Exception:
+                    log.exception("pbx link state not delivered")
+                told, last = (state, down_since), now
+            await asyncio.sleep(every)
 
     @property
     def ami_state(self) -> str:
@@ -120,6 +180,8 @@ class Ingest:
     async def stop(self) -> None:
         if self.connection is not None:
             await self.connection.stop()
+        if self.reconciliation is not None:
+            await self.reconciliation.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

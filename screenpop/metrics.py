@@ -26,6 +26,9 @@ class ServiceMetrics:
         self.lookups = Counter("screenpop_lookups_total", "Source fetches by result", ["source", "result"], registry=r)
         self.call_events = Counter("screenpop_call_events_total", "Call events from the tracker", ["type"], registry=r)
         self.ami_connected = Gauge("screenpop_ami_connected", "1 when the AMI link is logged in", registry=r)
+        self.ami_outage = Gauge("screenpop_ami_outage_seconds", "How long the AMI link has been down (0 while up)", registry=r)
+        self.calls_reconciled = Counter("screenpop_calls_reconciled_total",
+                                        "Calls the log gained (created) or had corrected from Asterisk's own records", ["action"], registry=r)
         self.ws_connections = Gauge("screenpop_websocket_connections", "Open agent and supervisor sockets", registry=r)
         self.ingesting = Gauge("screenpop_ingesting", "1 while this node holds the AMI link (the ingester)", registry=r)
         self.bus_connected = Gauge("screenpop_bus_connected", "1 when the bus to the other nodes works (always, embedded)", registry=r)

@@ -19,6 +19,7 @@ from aiohttp import web
 from screenpop.config import Settings
 from screenpop.gc_tuning import GcTuning
 from screenpop.metrics import ServiceMetrics
+from telephony.events import iso_utc
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +197,9 @@ class ScreenpopService:
         return sent
 
     def _to_supervisors(self, message: dict[str, Any]) -> None:
+        if isinstance(message, dict) and message.get("type") == "pbx":
+            self.hub.broadcast(message)  # the PBX link's state: every screen, agents' too
+            return
         self.mirror.update(message)
         self.hub.send_to_supervisors(message)
 
@@ -256,6 +260,8 @@ class ScreenpopService:
             if ingest.connection is not None:
                 self.metrics.bind_gauge(self.metrics.ami_connected,
                                         lambda: 1.0 if self.ingest is not None and self.ingest.ami_state == "connected" else 0.0)
+                self.metrics.bind_gauge(self.metrics.ami_outage, lambda: self.ingest.connection.outage_seconds
+                                        if self.ingest is not None and self.ingest.connection is not None else 0.0)
             log.info("ingesting node=%s calls_taken_up=%d", self.bus.node_id, len(restored))
 
     async def _demote(self, reason: str) -> None:
@@ -305,6 +311,13 @@ class ScreenpopService:
         if self.ingest is not None and self.ingest.connection is not None:
             state = self.ingest.ami_state
             health.parts["ami"] = {"ok": state == "connected", "state": state}
+            connection = self.ingest.connection
+            if connection.down_since is not None:
+                health.parts["ami"].update(down_since=iso_utc(connection.down_since),
+                                           outage_seconds=round(connection.outage_seconds, 1))
+            if self.ingest.reconciliation is not None:
+                r = self.ingest.reconciliation
+                health.parts["reconcile"] = {"ok": True, "passes": r.passes, "pending_calls": len(r.pending), **r.totals}
         elif self.with_ami and self._redis is None:
             health.parts["ami"] = {"ok": False, "state": "not started"}
         if self.interactions is not None:

@@ -24,6 +24,7 @@ import { LiveSocket, socketURL } from './socket.js';
 import { getJSON, sessionAlive, loginURL } from './api.js';
 import { saveWrapups, loadWrapups } from './persist.js';
 import { uiConfig, ensureDispositions } from './ui-config.js';
+import { onPbx } from './pbx-banner.js';
 
 const desk = byId('agent-desk');
 const popsBox = byId('pops');
@@ -322,6 +323,7 @@ const handlers = {
   retract: onRetract,
   call: onCall,
   card: onCard,
+  pbx: onPbx,
   error: (msg) => notice('error', 'Server: ', text(msg.reason || 'error')),
 };
 

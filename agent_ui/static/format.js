@@ -49,6 +49,14 @@ export function dateTime(value) {
   return d ? dateTimeFormat.format(d) : String(value ?? '');
 }
 
+const clockFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+
+// "14:51:13": a moment of today, to the second (the PBX link's banner).
+export function clockTime(value) {
+  const d = value instanceof Date ? value : parseTime(value);
+  return d ? clockFormat.format(d) : String(value ?? '');
+}
+
 // Date-only values ("2025-11-30") are calendar days, not instants: format
 // them in UTC so a browser west of Greenwich does not show the day before.
 export function date(value) {

@@ -15,6 +15,7 @@
 
 import { el, clear, byId } from './dom.js';
 import { LiveSocket, socketURL } from './socket.js';
+import { onPbx } from './pbx-banner.js';
 import { sessionAlive, loginURL } from './api.js';
 import { ServerClock, agentIdOf, queueNameOf, linkDown } from './supervisor-common.js';
 
@@ -55,6 +56,7 @@ export class SupervisorFeed {
       if (msg.type === 'hello') this.onHello(msg);
       else if (msg.type === 'queue') this.onQueue(msg);
       else if (msg.type === 'agent') this.onAgent(msg);
+      else if (msg.type === 'pbx') onPbx(msg);
       else if (msg.type === 'error') console.warn('screenpop: server error', msg.reason);
     } catch (err) {
       // One odd message must not stop the next one from showing.

@@ -52,3 +52,15 @@ async def test_a_restricted_repop_replaces_number_and_card(page, stub):
     text = await page.text_content("#pops")
     assert "912" not in text and "Garcia" not in text
     assert await page.locator(".pop").count() == 1
+
+
+async def test_the_pbx_link_down_shows_a_banner_until_it_is_back(page, stub, shot):
+    await ready(page)
+    assert await page.is_hidden("#pbx-banner")
+    await stub.send({"type": "pbx", "state": "down", "since": now(), "outage_seconds": 0.0})
+    await page.wait_for_selector("#pbx-banner", state="visible")
+    text = await page.text_content("#pbx-banner")
+    assert text.startswith("PBX link down since ") and "calls are not shown" in text
+    await shot(page, "pbx-link-down")
+    await stub.send({"type": "pbx", "state": "up"})
+    await page.wait_for_selector("#pbx-banner", state="hidden")

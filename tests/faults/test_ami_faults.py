@@ -118,7 +118,8 @@ async def test_ami_link_cut_while_asterisk_carries_on_reconciles_calls(stack):
 
     assert tap.types(ends_unseen) == ["call.queued", "call.ringing", "call.answered", "call.ended"]
     assert tap.types(across) == ["call.ringing", "call.answered", "call.ended"]
-    assert tap.types(unseen) == ["call.ringing", "call.answered", "call.ended"]
+    # found answered from a queue: queued (its Queue application says which), rung and answered at Asterisk's times
+    assert tap.types(unseen) == ["call.queued", "call.ringing", "call.answered", "call.ended"]
     assert [m["type"] for m in alice.of(ends_unseen)] == ["pop", "call", "call"]
     assert [m["type"] for m in dave.of(across)] == ["pop", "call", "call"]
     assert [m.get("event", m["type"]) for m in bob.of(unseen)] == ["pop", "answered", "ended"]
@@ -127,6 +128,7 @@ async def test_ami_link_cut_while_asterisk_carries_on_reconciles_calls(stack):
     assert [records[c]["answered_by"] for c in (ends_unseen, across, unseen)] == ["1001", "1004", "1002"]
     assert all(r["end_reason"] == "completed" for r in records.values())
     assert records[across]["talk_seconds"] >= 4.5  # measured across the cut, from Asterisk's timestamps
+    assert records[unseen]["queue"] == "support" and records[unseen]["wait_seconds"] < 1.5  # not "no queue, wait 0 at the reconnect"
     status, found = await stack.api("GET", "/api/v1/interactions?limit=50", token)
     assert sorted(i["call_id"] for i in found["items"]) == sorted(records)
     for inbox in (alice, bob, dave):
