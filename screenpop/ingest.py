@@ -146,6 +146,8 @@ class Ingest:
     def _count_reconciled(self, result) -> None:
         self.metrics.calls_reconciled.labels("created").inc(len(result.created))
         self.metrics.calls_reconciled.labels("corrected").inc(len(result.corrected))
+        if result.written and self.supervision is not None:
+            self.supervision.figures_changed()  # the day's figures include them
 
     async def _tell_link_state(self, every: float = 1.0, repeat: float = 5.0) -> None:
         """Agents and supervisors see when the PBX link is down ("PBX link

@@ -72,6 +72,11 @@ class Supervision:
     def on_card(self, call_id: str, card) -> None:
         self.service.on_card(call_id, card)
 
+    def figures_changed(self) -> None:
+        """Calls were written outside the call events (the reconciliation
+        with Asterisk's records): read the day's figures again."""
+        self._stats_wanted.set()
+
     def replay(self) -> list[dict[str, Any]]:
         return self.service.snapshot()
 

@@ -103,6 +103,20 @@ async def test_an_ami_cut_leaves_one_exact_record_per_call(demo_dbs, tmp_path):
                              timeout=20, what="reconciled")
             records = {call_id: (await stack.api("GET", f"/api/v1/interactions/{call_id}", token))[1] for call_id in (a, b, c)}
             status, found = await stack.api("GET", "/api/v1/interactions?limit=50", token)
+
+            async def offered(queue: str) -> int:
+                return (await stack.api("GET", f"/api/v1/queues/{queue}", token))[1]["today"]["offered"]
+
+            figures: dict = {}
+
+            async def counted() -> bool:
+                figures.update(support=await offered("support"), sales=await offered("sales"))
+                return figures == {"support": 2, "sales": 1}
+
+            for _ in range(100):  # the supervisors' figures count the call born inside the cut
+                if await counted():
+                    break
+                await asyncio.sleep(0.1)
             metrics = await (await stack.http.get(f"{stack.url}/metrics")).text()
             await alice.close()
     finally:
@@ -113,6 +127,7 @@ async def test_an_ami_cut_leaves_one_exact_record_per_call(demo_dbs, tmp_path):
     # the outage was visible while it lasted
     assert health[0] == 503 and health[1]["parts"]["ami"]["ok"] is False and "down_since" in health[1]["parts"]["ami"]
     assert "screenpop_calls_reconciled_total" in metrics and "screenpop_ami_outage_seconds" in metrics
+    assert figures == {"support": 2, "sales": 1}
     # one record per call, nothing else, nothing twice
     assert status == 200 and sorted(i["call_id"] for i in found["items"]) == sorted([a, b, c])
     for call_id in (a, b, c):
