@@ -59,6 +59,7 @@ const actions = {
   },
   onClose: (call) => remove(call),
   createContactUrl: desk.dataset.createContactUrl || null,
+  agentId,
   dispositionLabel: (code) => dispositionLabel(dispositionSelect, code),
 };
 

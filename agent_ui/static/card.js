@@ -264,19 +264,25 @@ function renderHistory(history, opts) {
 
 // One earlier call (screenpop/interactions/rows.py history_entry): when,
 // who answered, how it ended, its outcome and notes; the time links to the
-// call's page (new tab: the agent may be on the phone).
+// call's page (new tab: the agent may be on the phone) when this agent may
+// open it: an agent opens only the calls offered to them (offered_to).
 function historyLine(call, opts) {
   const label = opts.dispositionLabel || ((code) => code);
   const when = pick(call, 'started_at', 'queued_at', 'answered_at', 'ended_at');
   const stamp = when ? el('time', { datetime: String(when) }, dateTime(when)) : text('earlier call', 'muted');
   const notes = notesText(call.notes);
   return el('span', { class: 'history-call' },
-    joinParts(call.call_id ? el('a', { href: `/interactions/${encodeURIComponent(String(call.call_id))}`, target: '_blank', rel: 'noopener' }, stamp) : stamp,
+    joinParts(call.call_id && mayOpen(call, opts.agentId) ? el('a', { href: `/interactions/${encodeURIComponent(String(call.call_id))}`, target: '_blank', rel: 'noopener' }, stamp) : stamp,
       call.answered_by ? text(`agent ${plain(call.answered_by, 32)}`, 'agent') : text('not answered', 'agent muted'),
       call.end_reason && text(plain(call.end_reason, 40), 'end-reason'),
       call.disposition && text(label(String(call.disposition)), 'disposition'),
       call.follow_up && text(`follow up ${date(call.follow_up)}`, 'follow-up')),
     notes && longText(notes, 'history-notes muted', 'div'));
+}
+
+function mayOpen(call, agentId) {
+  if (!agentId) return true; // supervisors, support: every call
+  return Array.isArray(call.offered_to) && call.offered_to.map(String).includes(String(agentId));
 }
 
 // Notes arrive as a list of {author, text, created_at} (or, from an older

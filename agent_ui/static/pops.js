@@ -39,6 +39,7 @@ export function renderPop(call, focused, actions) {
     chosen: call.chosen,
     onChoose: (index) => actions.onChoose(call, index),
     createContactUrl: actions.createContactUrl,
+    agentId: actions.agentId,
     callerNumber: callerNumber(call),
     dispositionLabel: actions.dispositionLabel,
   }));

@@ -120,4 +120,5 @@ def history_entry(record: InteractionRecord) -> dict[str, Any]:
         "notes": [{"author": n.author, "text": n.text, "created_at": n.created_at} for n in record.notes],
         "follow_up": record.follow_up.isoformat() if record.follow_up else None,
         "outcome_by": record.outcome_by,
+        "offered_to": record.agents_offered,  # who may open it (an agent: only the calls offered to them)
     }

@@ -64,3 +64,19 @@ async def test_the_pbx_link_down_shows_a_banner_until_it_is_back(page, stub, sho
     await shot(page, "pbx-link-down")
     await stub.send({"type": "pbx", "state": "up"})
     await page.wait_for_selector("#pbx-banner", state="hidden")
+
+
+async def test_earlier_calls_link_only_to_the_calls_this_agent_may_open(page, stub):
+    """An agent reads the calls offered to them (issue 18, 15): the card's
+    earlier calls of other agents are listed, not linked to a page that
+    would answer 404."""
+    card = known_card()
+    mine = {**card["persons"][0]["history"][0], "call_id": "1795000000.1", "offered_to": ["1001", "1002"]}
+    theirs = {**card["persons"][0]["history"][0], "call_id": "1795000000.2", "offered_to": ["1003"]}
+    card["persons"][0]["history"] = [mine, theirs]
+    await ready(page)
+    await stub.send(pop(CALL, "+34912345678", card))
+    await page.wait_for_selector(f"{CARD} .history")
+    links = await page.eval_on_selector_all(f"{CARD} .history a", "els => els.map(e => e.getAttribute('href'))")
+    assert links == ["/interactions/1795000000.1"]
+    assert await page.locator(f"{CARD} .history-call").count() == 2

@@ -24,6 +24,10 @@ def _fake_apt(tmp_path) -> tuple[dict[str, str], Path]:
     apt.chmod(0o755)
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "CHROMIUM": str(tmp_path / "no-chromium")}
     env.pop("INSTALL_DEPS", None)
+    # Under `make test INSTALL_DEPS=1` (CI) the variable also reaches a child
+    # make through MAKEFLAGS: the test's own make must not inherit it.
+    for name in ("MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES", "MAKELEVEL"):
+        env.pop(name, None)
     return env, calls
 
 
