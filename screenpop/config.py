@@ -237,6 +237,9 @@ class PrivacySettings:
     # legs: CID-CallingPres 32-39, 64-71) is withheld everywhere: pop, pages,
     # API, log, supervisors.  false only where the law lets agents see it.
     honor_presentation: bool = True
+    # Keep a restricted caller's real number in the log (hidden_number), shown
+    # to admins only (a legal hold, a nuisance caller); never on a screen.
+    keep_restricted_numbers: bool = False
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.partial_phone_roles) - set(ROLES))

@@ -102,7 +102,8 @@ class Ingest:
 
         s = self.settings
         agents = AgentResolver(s.agents.patterns)
-        tracker = CallTracker(agents, honor_presentation=s.privacy.honor_presentation)
+        tracker = CallTracker(agents, honor_presentation=s.privacy.honor_presentation,
+                              keep_restricted=s.privacy.keep_restricted_numbers)
         self.connection = AmiConnection(s.ami, wanted_events=tracker.events_read | self.supervision.events_read)
         bus = self.delivery.bus
         if s.reconcile.dsn:

@@ -27,7 +27,10 @@ class CallEvent:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type}
         for f in dataclasses.fields(self):
-            out[f.name] = getattr(self, f.name)
+            value = getattr(self, f.name)
+            if value is None and f.name in ADMIN_ONLY:
+                continue  # only present when [privacy] keep_restricted_numbers kept one
+            out[f.name] = value
         return out
 
 
@@ -35,6 +38,9 @@ class CallEvent:
 # caller asked to hide it: the number and name are null, whatever Asterisk
 # still carries in its other headers); ``unavailable`` (none was sent).
 PRESENTATIONS = ("allowed", "restricted", "unavailable")
+# A restricted caller's real number and name, kept only with [privacy]
+# keep_restricted_numbers = true and then shown to admins only.
+ADMIN_ONLY = frozenset({"hidden_number", "hidden_name"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +51,8 @@ class CallQueued(CallEvent):
     caller_name: str | None
     position: int | None
     presentation: str = "allowed"
+    hidden_number: str | None = None
+    hidden_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +63,8 @@ class CallRinging(CallEvent):
     caller_number: str | None
     caller_name: str | None
     presentation: str = "allowed"
+    hidden_number: str | None = None
+    hidden_name: str | None = None
 
 
 # Why a ring ended without this agent answering.  ``busy`` and

@@ -20,6 +20,7 @@ duplicated events, and the state replayed after a reconnect, do no harm.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -90,6 +91,7 @@ class _Call:
     customer_legs: set[str] = field(default_factory=set)
     ended: bool = False
     presentation: str = "allowed"  # PRESENTATIONS: "restricted" once any leg says so
+    hidden: tuple[str | None, str | None] = (None, None)  # a restricted caller's number and name, if kept
     caller_leaving: bool = False  # a customer leg hung up or was asked to: rings it cancels are abandoned
 
 
@@ -122,11 +124,13 @@ class CallTracker:
         clock: Callable[[], float] | None = None,
         max_call_age: float = 6 * 3600.0,
         honor_presentation: bool = True,
+        keep_restricted: bool = False,
     ):
         import time
 
         self._agents = agents or AgentResolver()
         self._honor_presentation = honor_presentation
+        self._keep_restricted = keep_restricted
         self._clock = clock or time.time
         self._max_call_age = max_call_age
         self._channels: dict[str, _Channel] = {}
@@ -187,9 +191,12 @@ class CallTracker:
         raw = event.get("Timestamp")
         if raw:
             try:
-                return float(raw)
+                value = float(raw)
             except ValueError:
                 pass
+            else:
+                if math.isfinite(value):  # "inf", "nan": a garbled header, not a time
+                    return value
         return self._clock()
 
     @property
@@ -246,11 +253,13 @@ class CallTracker:
         as restricted: every consumer scrubs the call on that key."""
         if not self._honor_presentation or call.presentation == "restricted":
             return
+        if self._keep_restricted and call.hidden == (None, None):
+            call.hidden = (call.caller_number, call.caller_name)
         call.presentation, call.caller_number, call.caller_name = "restricted", None, None
         log.info("caller restricted call_id=%s", call.call_id)
         if tell:
             for ring in call.rings.values():
-                self._emit(CallRinging(call.call_id, iso_utc(ts), ring.agent, ring.queue, None, None, "restricted"))
+                self._emit(CallRinging(call.call_id, iso_utc(ts), ring.agent, ring.queue, None, None, "restricted", *call.hidden))
 
     def _on_rename(self, event: AmiMessage, ts: float) -> None:
         channel = self._channel(event)
@@ -293,18 +302,24 @@ class CallTracker:
             channel = self._channels[channel.upstream]
 
     def _caller_id(self, channel: _Channel, event: AmiMessage) -> tuple[str | None, str | None, str]:
-        if self._is_restricted(channel):
-            return None, None, "restricted"
         number, name = event.get("CallerIDNum"), event.get("CallerIDName")
         number = None if _withheld(number) else number.strip()
-        return number, (None if _withheld(name) else name.strip()), ("allowed" if number else "unavailable")
+        name = None if _withheld(name) else name.strip()
+        if self._is_restricted(channel):
+            return number, name, "restricted"  # _start_call keeps them only where configured
+        return number, name, ("allowed" if number else "unavailable")
 
     def _start_call(self, channel: _Channel, event: AmiMessage, ts: float) -> _Call:
         number, name, presentation = self._caller_id(channel, event)
         call = self._calls.get(channel.linkedid)
         if call is not None and not call.ended:
             return call
-        call = _Call(channel.linkedid, number, name, started=ts, waiting_since=ts, touched=ts, presentation=presentation)
+        hidden = (None, None)
+        if presentation == "restricted":
+            hidden = (number, name) if self._keep_restricted else (None, None)
+            number = name = None
+        call = _Call(channel.linkedid, number, name, started=ts, waiting_since=ts, touched=ts, presentation=presentation,
+                     hidden=hidden)
         self._calls[call.call_id] = call
         self._claim_customer(channel, call)
         # The caller has waited since their first channel appeared.
@@ -331,7 +346,7 @@ class CallTracker:
         position = event.get("Position", "")
         self._emit(
             CallQueued(call.call_id, iso_utc(ts), queue, call.caller_number, call.caller_name,
-                       int(position) if position.isdigit() else None, call.presentation)
+                       int(position) if position.isdigit() else None, call.presentation, *call.hidden)
         )
 
     def _on_queue_leave(self, event: AmiMessage, ts: float) -> None:
@@ -424,7 +439,8 @@ class CallTracker:
             self._restrict(call, ts, tell=True)  # the rings before this one are told again
         call.rings[dest.uid] = _Ring(agent, queue)
         call.touched = ts
-        self._emit(CallRinging(call.call_id, iso_utc(ts), agent, queue, call.caller_number, call.caller_name, call.presentation))
+        self._emit(CallRinging(call.call_id, iso_utc(ts), agent, queue, call.caller_number, call.caller_name, call.presentation,
+                               *call.hidden))
 
     def _on_dial_end(self, event: AmiMessage, ts: float) -> None:
         dest = self._channels.get(event.get("DestUniqueid", ""))

@@ -76,6 +76,8 @@ interactions = Table(
     # migration 0007: the caller's presentation, agents whose phone never
     # rang, and what the reconciliation with Asterisk's records set
     Column("presentation", String(16)),
+    Column("hidden_number", String(64)),
+    Column("hidden_name", String(255)),
     Column("unreached", JsonDoc),
     Column("reconciled", JsonDoc),
     Column("reconciled_at", UtcDateTime),

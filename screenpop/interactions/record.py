@@ -50,7 +50,7 @@ TRANSFER_KEYS = ("ts", "from_agent", "to_agent", "to_queue", "to_number")
 EVENT_FIELDS = (
     "caller_number", "caller_name", "queue", "agents_rung", "ring_times", "answered_by", "answer_times",
     "transfers", "started_at", "queued_at", "first_ring_at", "answered_at", "ended_at", "last_event_at",
-    "wait_seconds", "talk_seconds", "end_reason", "presentation", "unreached",
+    "wait_seconds", "talk_seconds", "end_reason", "presentation", "unreached", "hidden_number", "hidden_name",
 )
 # ... the lookup owns these ...
 LOOKUP_FIELDS = ("caller_e164", "customer_name", "customer_keys", "card_status", "lookup_at")
@@ -109,6 +109,10 @@ class InteractionRecord:
     # allowed | restricted | unavailable | unverified (telephony.events.PRESENTATIONS):
     # restricted hides the number, the name and the customer everywhere
     presentation: str | None = None
+    # a restricted caller's number and name, kept only with [privacy]
+    # keep_restricted_numbers = true; the API shows them to admins only
+    hidden_number: str | None = None
+    hidden_name: str | None = None
     # agents whose phone never rang (busy, unreachable) -> when: not "rung"
     unreached: dict[str, str] = field(default_factory=dict)
     # the event fields taken from Asterisk's own records after an AMI outage
@@ -192,11 +196,12 @@ def from_event(event: CallEvent) -> InteractionRecord:
     base: dict[str, Any] = {"call_id": event.call_id, "started_at": ts, "last_event_at": ts}
     if isinstance(event, CallQueued):
         base.update(queue=event.queue, queued_at=ts, caller_number=event.caller_number, caller_name=event.caller_name,
-                    presentation=event.presentation)
+                    presentation=event.presentation, hidden_number=event.hidden_number, hidden_name=event.hidden_name)
     elif isinstance(event, CallRinging):
         base.update(
             queue=event.queue, caller_number=event.caller_number, caller_name=event.caller_name,
             first_ring_at=ts, ring_times={event.agent: ts}, agents_rung=[event.agent], presentation=event.presentation,
+            hidden_number=event.hidden_number, hidden_name=event.hidden_name,
         )
     elif isinstance(event, CallMissed) and event.never_rang:
         base["unreached"] = {event.agent: ts}
@@ -243,6 +248,8 @@ def merge(a: InteractionRecord, b: InteractionRecord) -> InteractionRecord:
         call_id=a.call_id,
         caller_number=_first(a.caller_number, b.caller_number),
         caller_name=_first(a.caller_name, b.caller_name),
+        hidden_number=_first(a.hidden_number, b.hidden_number),
+        hidden_name=_first(a.hidden_name, b.hidden_name),
         queue=_queue(a, b),
         ring_times=ring_times,
         agents_rung=[x for x in _ordered(ring_times, a.agents_rung, b.agents_rung) if x not in unreached],

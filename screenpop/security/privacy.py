@@ -35,6 +35,8 @@ TEXT_KEYS = frozenset({"text", "notes"})
 PHONE_KEYS = frozenset({"number", "caller_number", "caller_e164", "e164", "to_number"})
 # Keys whose string value is a caller ID name: masked as a phone when it is only a number.
 NAME_KEYS = frozenset({"caller_name"})
+# A record's keys only an admin sees (telephony.events.ADMIN_ONLY).
+ADMIN_ONLY = frozenset({"hidden_number", "hidden_name"})
 NUMBER_ONLY = re.compile(r"\+?[\d\s().\-/]*\d[\d\s().\-/]*")
 
 
@@ -107,7 +109,11 @@ class PrivacyRules:
     def view(self, data: Any, role: str | None) -> Any:
         """``data`` (JSON-ready: dicts, lists, strings, ...) as ``role`` may see it.
         Returns new containers where something changed; never mutates ``data``
-        (cards and pops are shared with other agents' messages)."""
+        (cards and pops are shared with other agents' messages).  A restricted
+        caller's kept number (an interaction record's ``hidden_number``) is
+        for admins only."""
+        if role != "admin" and isinstance(data, dict) and not ADMIN_ONLY.isdisjoint(data):
+            data = {k: v for k, v in data.items() if k not in ADMIN_ONLY}
         phones = role in self.partial_phone_roles
         if not (self.mask_card_numbers or phones):
             return data

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 STATE_DESC = {0: "Down", 4: "Ring", 5: "Ringing", 6: "Up"}
 PRES_ALLOWED = "0 (Presentation Allowed, Not Screened)"
-PRES_PROHIBITED = "32 (Presentation Prohibited, Not Screened)"
+PRES_RESTRICTED_LEG = "35 (Presentation Prohibited, Network Number)"  # what e_withheld.ami's agent legs say
 CAUSE_TEXT = {0: "Unknown", 16: "Normal Clearing", 26: "Answered elsewhere"}
 
 PRIVILEGE = {

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from telephony.simulator.ami import PRES_ALLOWED, PRES_PROHIBITED, Bridge, Chan, Timeline
+from telephony.simulator.ami import PRES_ALLOWED, PRES_RESTRICTED_LEG, Bridge, Chan, Timeline
 from telephony.simulator.model import Agent, IdAllocator, Queue
 
 UNKNOWN = "<unknown>"
@@ -53,7 +53,7 @@ class CallBuilder:
         self.tl, self.ids, self.exten = tl, ids, exten
         self.num = caller_number or ("anonymous" if withheld else UNKNOWN)
         self.name = caller_name or ("Anonymous" if withheld and not caller_number else UNKNOWN)
-        self.pres = PRES_PROHIBITED if withheld else PRES_ALLOWED
+        self.pres = PRES_RESTRICTED_LEG if withheld else PRES_ALLOWED  # on the agents' ;2 legs
         self.membership = membership or {}
         self.patience = patience
         self.busy: dict[str, list[float]] = {}  # agent id -> [first, last] offset it was tied up
@@ -153,11 +153,13 @@ class CallBuilder:
         tl.newchannel(c2)
         tl.newexten(c1, "AppDial2", "(Outgoing Line)")
         c1.cid_num, c1.cid_name = self.num, self.name
-        tl.newcallerid(c1, self.pres)
+        # As a live Asterisk 22 does: a withheld caller's own channels say
+        # "allowed"; only the legs dialed for the agents carry the restriction.
+        tl.newcallerid(c1, PRES_ALLOWED)
         c1.conn_num, c1.conn_name = self.num, self.name
         tl.newconnectedline(c1)
         c2.cid_num, c2.cid_name, c2.conn_num, c2.conn_name = self.num, self.name, self.num, self.name
-        tl.newcallerid(c2, self.pres)
+        tl.newcallerid(c2, PRES_ALLOWED)
         tl.newconnectedline(c2)
         tl.local_bridge(c1, c2, True)
         tl.dial("DialBegin", None, c1, DialString=f"{self.exten}@caller-sim")
@@ -202,7 +204,7 @@ class CallBuilder:
             a1, a2 = leg.one, leg.two
             a1.cid_num, a1.cid_name = self.num, self.name
             tl.newexten(a1, "AppQueue", "(Outgoing Line)")
-            tl.newcallerid(a1, self.pres)
+            tl.newcallerid(a1, PRES_ALLOWED)
             tl.varset(a1, "DIALEDPEERNUMBER", f"{agent.id}@agents/n")
             tl.varset(a2, "DIALEDPEERNUMBER", f"{agent.id}@agents/n")
             a2.cid_num, a2.cid_name, a2.conn_num, a2.conn_name = self.num, self.name, self.num, self.name

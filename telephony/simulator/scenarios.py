@@ -33,7 +33,7 @@ from dataclasses import dataclass, replace
 from typing import Mapping, Sequence
 
 from telephony.simulator import endings
-from telephony.simulator.ami import NOISE_EVENTS, PRES_PROHIBITED, Timeline
+from telephony.simulator.ami import NOISE_EVENTS, Timeline
 from telephony.simulator.flows import CallBuilder, Leg
 from telephony.simulator.model import Agent, IdAllocator, Queue, default_agents, default_queues
 
@@ -71,7 +71,8 @@ def is_noise(event: Event) -> bool:
     because it is the only event saying the number must not be shown."""
     name = event.get("Event")
     if name == "NewCallerid":
-        return event.get("CID-CallingPres") != PRES_PROHIBITED
+        code = str(event.get("CID-CallingPres", "")).split(" ", 1)[0]
+        return not (code.isdigit() and int(code) & 0x60)  # 32-39, 64-71: restricted or unavailable
     return name in NOISE_EVENTS
 
 

@@ -209,7 +209,7 @@ async def test_0007_adds_presentation_unreached_and_reconciled_and_drops_them_ag
     assert (module.revision, module.down_revision) == ("0007_call_truth", "0006_support_role")
     await migrate(dsn)
     engine = create_engine(dsn)
-    new = {"presentation", "unreached", "reconciled", "reconciled_at"}
+    new = {"presentation", "hidden_number", "hidden_name", "unreached", "reconciled", "reconciled_at"}
     try:
         async with engine.connect() as conn:
             assert new <= set(await conn.run_sync(_columns))

@@ -69,3 +69,17 @@ async def test_the_store_keeps_a_restricted_call_hidden_and_writes_reconciled_fi
     assert (fixed.ended_at, fixed.talk_seconds) == (T(40), 7.0)
     assert fixed.reconciled == ["ended_at", "talk_seconds"] and fixed.reconciled_at is not None
     assert fixed.caller_number is None and fixed.presentation == "restricted"
+
+
+def test_a_kept_restricted_number_stays_apart_and_only_admins_see_it():
+    from screenpop.security.privacy import NO_MASKING, PrivacyRules
+
+    kept = [RESTRICTED_CALL[0],
+            CallRinging("c1", T(31), "1001", "support", None, None, "restricted", "+34912345678", "Ana Lopez")]
+    record = fold(kept)
+    assert record.caller_number is None and (record.hidden_number, record.hidden_name) == ("+34912345678", "Ana Lopez")
+    data = record.to_dict()
+    for rules in (NO_MASKING, PrivacyRules(partial_phone_roles=frozenset({"agent"}))):
+        assert rules.view(data, "admin")["hidden_number"] == "+34912345678"
+        for role in ("supervisor", "support", "agent"):
+            assert "hidden_number" not in rules.view(data, role) and "hidden_name" not in rules.view(data, role)

@@ -139,3 +139,13 @@ def test_agent_complete_without_the_callers_channel_still_ends_the_agents_talk()
                   "DestChannel": "Local/1001@agents-00000007;1", **base})
     monitor.feed({"Event": "AgentComplete", "TalkTime": "6", "Reason": "caller", **base})  # nothing names the call
     assert monitor.agent("1001").state != "on_call"
+
+
+def test_keep_restricted_numbers_carries_the_real_number_apart_never_as_the_callers():
+    events = of_call(replay("e_withheld", CallTracker(keep_restricted=True)), "1796396729.58")
+    rings = [e for e in events if e.type == "call.ringing"]
+    assert all(r.caller_number is None and (r.hidden_number, r.hidden_name) == ("+34912345678", "Ana Lopez") for r in rings)
+    assert "hidden_number" in rings[0].to_dict()
+    plain = of_call(replay("e_withheld"), "1796396729.58")
+    assert all(getattr(e, "hidden_number", None) is None for e in plain)
+    assert all("hidden_number" not in e.to_dict() for e in plain)  # not even as a null key

@@ -1,4 +1,4 @@
-"""interactions: presentation, unreached, reconciled, reconciled_at
+"""interactions: presentation, hidden_number/name, unreached, reconciled, reconciled_at
 
 Revision ID: 0007_call_truth
 Revises: 0006_support_role
@@ -9,7 +9,9 @@ Why: the log must say what the PBX did, also off the happy path.
 * ``presentation``: a caller who withheld their number is shown so by
   Asterisk only on the agent legs, after ``call.queued`` carried the number;
   the record keeps that the call is restricted, so no later write (a late
-  lookup, a spill replay) brings the number back.
+  lookup, a spill replay) brings the number back; ``hidden_number`` /
+  ``hidden_name`` keep it only where ``[privacy] keep_restricted_numbers``
+  says so, for admins' eyes.
 * ``unreached``: agents whose phone never rang (DialEnd BUSY, CHANUNAVAIL,
   CONGESTION) and when; they are not among ``agents_rung``.
 * ``reconciled`` / ``reconciled_at``: the event fields taken from
@@ -34,6 +36,8 @@ _json = sa.JSON().with_variant(JSONB(), "postgresql")
 
 def upgrade() -> None:
     op.add_column("interactions", sa.Column("presentation", sa.String(16)))
+    op.add_column("interactions", sa.Column("hidden_number", sa.String(64)))
+    op.add_column("interactions", sa.Column("hidden_name", sa.String(255)))
     op.add_column("interactions", sa.Column("unreached", _json))
     op.add_column("interactions", sa.Column("reconciled", _json))
     op.add_column("interactions", sa.Column("reconciled_at", sa.DateTime(timezone=True)))
@@ -42,5 +46,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     # SQLite drops a column in place (3.35+); a batch copy of the table would
     # cascade-delete the calls' notes (see 0005)
-    for name in ("reconciled_at", "reconciled", "unreached", "presentation"):
+    for name in ("reconciled_at", "reconciled", "unreached", "hidden_name", "hidden_number", "presentation"):
         op.drop_column("interactions", name)
