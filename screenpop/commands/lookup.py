@@ -14,7 +14,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
-from screenpop.terminal import printable
+from screenpop.terminal import json_printable, printable
 
 
 def register(sub) -> None:
@@ -101,24 +101,6 @@ def describe_card(card) -> str:
         why = f": {status.detail}" if status.detail else ""
         lines.append(f"  source {name}: {status.status}{took}{why}")
     return "\n".join(printable(line) for line in lines)
-
-
-def json_printable(text: str) -> str:
-    """JSON text with every character a terminal would act on written as a
-    JSON escape (``\\u202e``, ``\\u009b``): the same value for a parser,
-    nothing raw for the terminal.  ``json.dumps`` escapes only C0 controls.
-    Outside strings JSON has only spaces and newlines, which stay."""
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() or ch == "\n" else _json_escape(ch) for ch in text)
-
-
-def _json_escape(ch: str) -> str:
-    code = ord(ch)
-    if code <= 0xFFFF:
-        return f"\\u{code:04x}"
-    code -= 0x10000
-    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 def _records(keys: dict[str, list[str]]) -> str:
