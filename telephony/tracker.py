@@ -157,7 +157,6 @@ class CallTracker:
             "BlindTransfer": self._on_blind_transfer,
             "AttendedTransfer": self._on_attended_transfer,
             "HangupRequest": self._on_hangup_request,
-            "SoftHangupRequest": self._on_hangup_request,
             "Hangup": self._on_hangup,
         }
 
