@@ -212,3 +212,21 @@ def test_an_ended_call_is_remembered_while_an_agent_wraps_it_up_and_no_longer():
     end_calls(ended[1000:])
     assert "1795383106.0" not in service._recent
     assert len(service._recent) <= 2
+
+
+def test_a_caller_restricted_on_the_agent_legs_leaves_no_number_on_the_dashboard():
+    """e_withheld #5 (tests/fixtures/cdr): QueueCallerJoin and call.queued
+    carry the number; the agent legs say it is restricted."""
+    from pathlib import Path
+
+    from telephony.protocol import decode_all
+
+    raw = (Path(__file__).resolve().parents[1] / "fixtures" / "cdr" / "e_withheld.ami").read_bytes()
+    messages = [m for m in decode_all(raw)[0] if "Event" in m]
+    start = next(i for i, m in enumerate(messages) if m.get("Linkedid") == "1796396729.58")
+    answered = lambda m: m.get("Event") == "AgentConnect" and m.get("Linkedid") == "1796396729.58"
+    service, _, _ = build()
+    feed(service, messages[start:], until=answered)
+    text = repr(service.queue_messages()) + repr([service.agent_message(a) for a in ("1001", "1002")])
+    assert "+34912345678" not in text and "Ana Lopez" not in text
+    assert service.agent_message("1001")["call"]["caller_number"] is None
