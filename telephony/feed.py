@@ -100,6 +100,7 @@ class CallFeed:
             log.info("ami resync channels=%d waiting=%d call_events=%d", len(item.channels), len(item.queue_entries), len(events))
             return events
         elif isinstance(item, LinkDown):
+            self.tracker.link_down()
             level = logging.INFO if item.reason == "stopped" else logging.WARNING
             log.log(level, "ami link down reason=%s calls_in_progress=%d", item.reason, self.tracker.active_calls)
         return []

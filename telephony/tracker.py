@@ -138,7 +138,8 @@ class CallTracker:
         self._member_of: dict[str, str] = {}  # agent leg uid -> queue member interface (AgentCalled)
         self._seq = 0
         self._last_ts = 0.0  # the newest AMI Timestamp seen
-        self._outage_from: float | None = None  # the last event before the link came back
+        self._outage_from: float | None = None  # when the link was lost, at the resync after it
+        self._down_at: float | None = None  # the clock when the link was seen to drop
         self._resync_from: int | None = None
         self._out: list[CallEvent] = []
         self._handlers: dict[str, Callable[[AmiMessage, float], None]] = {
@@ -617,11 +618,17 @@ class CallTracker:
 
     # ------------------------------------------------------------------ resync
 
+    def link_down(self) -> None:
+        """The link dropped (an Asterisk that crashed takes its calls down
+        now, whatever the last event said)."""
+        self._down_at = self._clock()
+
     def link_up(self) -> None:
         """The AMI link is back: until the snapshot arrives, every channel we
         know is suspect; any event about one proves it still exists."""
         self._resync_from = self._seq + 1
-        self._outage_from = self._last_ts or None
+        self._outage_from = max(self._last_ts, self._down_at or 0.0) or None
+        self._down_at = None
 
     def resync(self, snapshot: Snapshot, now: float | None = None) -> list[CallEvent]:
         """Reconcile with Asterisk's own view after a reconnect.
@@ -636,8 +643,13 @@ class CallTracker:
         live = {entry["Uniqueid"]: entry for entry in snapshot.channels if entry.get("Uniqueid")}
         gone = [c for c in self._channels.values() if c.uid not in live and c.seen < since]
         gone.sort(key=lambda c: c.role == "customer")  # agent legs first: rings end before calls
+        # When did they go?  Somewhere between the last event we saw and now.
+        # An Asterisk that crashed or restarted took them down with the link
+        # (the last event is right); a call that ended during a network cut is
+        # corrected from Asterisk's own records (screenpop.reconcile).
+        went = min(now, self._outage_from) if self._outage_from else now
         for channel in gone:
-            self._hangup(channel.uid, now)
+            self._hangup(channel.uid, went)
         for entry in live.values():
             # A channel first seen now began Duration ago (whole seconds):
             # the call's start, its rings and waits keep Asterisk's times.

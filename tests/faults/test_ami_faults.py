@@ -9,6 +9,8 @@ handed, and the interaction records."""
 from __future__ import annotations
 
 import asyncio
+import time
+from datetime import datetime
 
 from telephony.simulator import PbxSimulator
 from telephony.simulator.model import IdAllocator
@@ -46,6 +48,8 @@ async def test_asterisk_restarted_mid_call_ends_its_calls_once_and_pops_new_ones
 
     port, logins = stack.simulator.port, stack.service.connection.logins
     await stack.simulator.stop()  # Asterisk goes down with its calls
+    down_at = time.time()
+    await asyncio.sleep(2.0)  # the restart takes a while: the calls ended when it went down, not when it is back
     # The restarted Asterisk: same port, no channels, its own uniqueids
     # (a real one numbers from a later epoch second; the seed here would not).
     stack.simulator = PbxSimulator(seed=12, secret=AMI_SECRET, port=port)
@@ -65,6 +69,8 @@ async def test_asterisk_restarted_mid_call_ends_its_calls_once_and_pops_new_ones
     token = await stack.token("supervisor")
     records = await logged(stack, token, [talking, ringing, after])
     assert records[talking]["answered_by"] == "1001" and records[talking]["end_reason"] == "completed"
+    ended = datetime.fromisoformat(records[talking]["ended_at"].replace("Z", "+00:00")).timestamp()
+    assert down_at - 1.0 <= ended <= down_at + 0.5  # at the crash (the last event seen), not at the reconnect
     assert records[ringing]["answered_by"] is None and records[ringing]["agents_rung"] == ["1004"]
     assert records[after]["end_reason"] == "completed" and records[after]["caller_e164"] == BOB
     status, found = await stack.api("GET", "/api/v1/interactions?limit=50", token)

@@ -433,3 +433,20 @@ def test_an_agent_still_ringing_at_the_snapshot_gets_the_pop_with_the_rings_real
     events = tracker.resync(snapshot, now=now)
     assert [(e.type, getattr(e, "agent", None)) for e in events] == [("call.queued", None), ("call.ringing", "1002")]
     assert datetime.fromisoformat(events[1].ts.replace("Z", "+00:00")).timestamp() == pytest.approx(now - 5, abs=0.01)
+
+
+def test_calls_gone_at_the_resync_end_when_the_link_dropped_not_at_the_reconnect():
+    """Asterisk crashed (or restarted) five quiet seconds after the last
+    event: its calls ended with the link, not 20 s later when it was back."""
+    pbx = Pbx()
+    clock = {"now": pbx.clock}
+    tracker = CallTracker(clock=lambda: clock["now"])
+    answered_queue_call(pbx)
+    run(pbx.events, tracker)
+    last = pbx.clock
+    clock["now"] = last + 5
+    tracker.link_down()
+    clock["now"] = last + 25
+    tracker.link_up()
+    (ended,) = [e for e in tracker.resync(Snapshot(), now=last + 25) if e.type == "call.ended"]
+    assert datetime.fromisoformat(ended.ts.replace("Z", "+00:00")).timestamp() == pytest.approx(last + 5, abs=0.01)
