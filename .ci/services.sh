@@ -34,4 +34,13 @@ if ! up 6379; then
     echo "services: Redis is not running on 127.0.0.1:6379 and not installed here; its tests will fail" >&2
   fi
 fi
+if ! up 3306; then
+  if command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ]; then
+    echo "services: starting MariaDB (the reconciliation tests read a CEL table there, as FreePBX keeps it)" >&2
+    start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd || true
+    wait_for 3306 MariaDB || true
+  else
+    echo "services: MariaDB/MySQL is not running on 127.0.0.1:3306 and not installed here; its tests will fail" >&2
+  fi
+fi
 exit 0

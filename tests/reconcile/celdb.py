@@ -24,6 +24,9 @@ def cel_ddl(dialect: str) -> str:
     ddl = re.search(r"CREATE TABLE cel \(.*?\);", (CDR / "schema.sql").read_text(), re.S).group(0)
     if dialect == "sqlite":
         ddl = ddl.replace("id SERIAL PRIMARY KEY", "id INTEGER PRIMARY KEY AUTOINCREMENT")
+    elif dialect == "mysql":  # FreePBX's asteriskcdrdb.cel: the same columns, MySQL's types
+        ddl = ddl.replace("id SERIAL PRIMARY KEY", "id INT AUTO_INCREMENT PRIMARY KEY")
+        ddl = ddl.replace("TIMESTAMP WITHOUT TIME ZONE", "DATETIME(6)")
     return ddl
 
 
