@@ -111,7 +111,8 @@ def _guarded(handler):
 
 def setup(app: web.Application, add_route: AddRoute, *, interactions, orchestrator, ui: UiConfig,
           on_note: Callable[[str, dict], Awaitable[None] | None] | None = None,
-          privacy: PrivacyRules = NO_MASKING, audit=None, remote: Callable[[web.Request], str] | None = None) -> None:
+          privacy: PrivacyRules = NO_MASKING, audit=None, remote: Callable[[web.Request], str] | None = None,
+          phone: Callable[[str | None], str | None] | None = None) -> None:
     """Add the API routes.  ``interactions`` is the interaction log (store and
     writer), ``orchestrator`` the live call state (async ``calls_snapshot``
     and ``pops_for``: the node's :class:`~screenpop.cluster.views.LiveView`); ``on_note`` tells the live
@@ -123,6 +124,14 @@ def setup(app: web.Application, add_route: AddRoute, *, interactions, orchestrat
     card and who changed which record (queued, never awaited)."""
     store = interactions.store
     remote = remote or (lambda request: request.remote or "-")
+    phone = phone or (lambda number: number)
+
+    def _record(record: Any) -> dict[str, Any]:
+        """A record as the API gives it, with the number as a person reads it
+        (``caller_display``: national for the agents' region, else international)."""
+        data = _plain(record)
+        data["caller_display"] = phone(data.get("caller_number"))
+        return data
 
     def shown(request: web.Request, data: Any) -> Any:
         return privacy.view(data, _user(request).role)
@@ -280,5 +289,3 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _record(record: Any) -> dict[str, Any]:
-    return _plain(record)

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from agent_ui import access, api, audit_api, auth, billing, headers, jsonio, openapi, pages, supervisor_pages, ws
 from customer_lookup.balances import find_account
+from customer_lookup.display import CardDisplay
 from screenpop.metrics import CONTENT_TYPE_LATEST
 from screenpop.security.plugin import SECURITY, Security
 from screenpop.supervision import http as supervision_http
@@ -46,7 +47,8 @@ def build_app(service: ScreenpopService) -> web.Application:
     supervisor_pages.add_supervisor_routes(app, add_route)
     api.setup(app, add_route, interactions=service.interactions, orchestrator=service.live,
               ui=api.UiConfig(dispositions=dispositions, create_contact_url=contact_url or ""),
-              on_note=service.live.add_note, privacy=security.privacy, audit=security.audit, remote=remote)
+              on_note=service.live.add_note, privacy=security.privacy, audit=security.audit, remote=remote,
+              phone=CardDisplay.from_settings(s).phone)
     audit_api.setup(add_route, security.audit_store, security.audit, remote=remote)
 
     billing.setup(app, tokens=tokens, balances=service.lookup.balances,

@@ -77,14 +77,15 @@ class Ingest:
 
         s = self.settings
         writer = self.interactions.writer
+        display = CardDisplay.from_settings(s)
         self.supervision = Supervision(s.supervision, self.delivery, engine=self.interactions.engine, writer=writer,
-                                       agents=AgentResolver(s.agents.patterns))
+                                       agents=AgentResolver(s.agents.patterns), phone=display.phone)
         await self.supervision.start()
         self.orchestrator = Orchestrator(self.lookup, self.delivery, writer, metrics=self.metrics,
                                          default_timing=s.pop.timing,
                                          pop_timing={queue: "answer" for queue in s.pop.on_answer_queues},
                                          on_card=self.supervision.on_card, on_change=self.on_change,
-                                         display=CardDisplay.from_settings(s))
+                                         display=display)
         if restored:
             count = self.orchestrator.restore(list(restored))
             log.info("ingest took up calls in progress count=%d", count)

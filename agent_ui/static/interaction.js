@@ -65,8 +65,8 @@ function outcomeNotes(r) {
 // ---------------------------------------------------------------- details
 
 function renderDetails(r) {
-  clear(byId('i-caller')).append(r.caller_number || 'withheld number');
-  document.title = `Call from ${r.caller_number || 'withheld number'} · screenpop`;
+  clear(byId('i-caller')).append(r.caller_display || r.caller_number || 'withheld number');
+  document.title = `Call from ${r.caller_display || r.caller_number || 'withheld number'} · screenpop`;
   const dl = clear(byId('i-details'));
   const row = (label, ...value) => dl.append(el('dt', {}, label), el('dd', {}, ...value));
   const time = (v) => (v ? el('time', { datetime: String(v), title: String(v) }, dateTime(v)) : dash());

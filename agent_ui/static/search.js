@@ -87,7 +87,7 @@ function row(item) {
   const href = `/interactions/${callPath(item.call_id)}`;
   return el('tr', { dataset: { callId: String(item.call_id ?? '') } },
     el('td', { class: 'col-when' }, el('a', { class: 'call-link', href }, when ? dateTime(when) : plain(item.call_id, 64))),
-    el('td', { class: 'col-number' }, text(item.caller_number || 'withheld', 'caller-number')),
+    el('td', { class: 'col-number' }, text(item.caller_display || item.caller_number || 'withheld', 'caller-number')),
     el('td', { class: 'col-customer' }, longText(item.customer_name || '', 'customer-name')),
     el('td', { class: 'col-queue' }, text(item.queue || '')),
     el('td', { class: 'col-agent' }, text(item.answered_by || '')),

@@ -72,7 +72,7 @@ function drawCall(call) {
   currentBox.hidden = false;
   currentBox.dataset.callId = String(call.call_id ?? '');
   append(clear(currentHead),
-    text(call.caller_number || 'withheld', 'current-number'),
+    text(call.caller_display || call.caller_number || 'withheld', 'current-number'),
     call.customer_name ? ' · ' : null,
     call.customer_name ? longText(call.customer_name, 'current-customer') : null,
     call.queue ? el('span', { class: 'muted' }, ' from queue ', text(call.queue, 'current-queue')) : null,

@@ -4,14 +4,14 @@
 // browser, and the queue tile.
 //
 // Message shapes (docs/design.md, supervisor feed of /ws):
-//   queue: {queue, waiting: [{call_id, caller_number, customer_name, vip,
+//   queue: {queue, waiting: [{call_id, caller_number, caller_display, customer_name, vip,
 //           since, position}], longest_wait_seconds, agents: {logged_in,
 //           available, ringing, on_call, wrap_up, paused, unavailable},
 //           today: {offered, answered, abandoned, avg_wait_seconds,
 //           avg_talk_seconds, service_level, sl_threshold_seconds},
 //           alerts: [{kind, message, value, threshold}], updated_at}
 //   agent: {agent_id, name, state, pause_reason, since, queues, call:
-//           {call_id, queue, caller_number, customer_name, card} | null,
+//           {call_id, queue, caller_number, caller_display, customer_name, card} | null,
 //           today: {answered, talk_seconds}}
 // Every value is data: it goes on screen through dom.js (textContent) only.
 
@@ -336,7 +336,7 @@ function alertText(alert) {
 export function callSummary(call) {
   if (!call || typeof call !== 'object') return null;
   return el('span', { class: 'call-summary' },
-    text(call.caller_number || 'withheld', 'call-number'),
+    text(call.caller_display || call.caller_number || 'withheld', 'call-number'),
     call.customer_name ? ' · ' : null,
     call.customer_name ? longText(call.customer_name, 'call-customer') : null,
     call.queue ? text(` (${call.queue})`, 'call-queue muted') : null);

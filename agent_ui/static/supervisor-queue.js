@@ -39,7 +39,7 @@ function drawQueue(entry) {
   for (const w of list) {
     waitingBody.append(el('tr', { class: 'waiting-row', dataset: { callId: String(w.call_id ?? '') } },
       el('td', { class: 'col-pos' }, String(num(w.position) ?? '')),
-      el('td', { class: 'col-number' }, text(w.caller_number || 'withheld', 'caller-number')),
+      el('td', { class: 'col-number' }, text(w.caller_display || w.caller_number || 'withheld', 'caller-number')),
       el('td', { class: 'col-customer' }, longText(w.customer_name || '', 'customer-name'),
         w.vip ? el('span', { class: 'badge badge-vip', title: 'VIP customer' }, 'VIP') : null),
       el('td', { class: 'col-num' }, ticker(w.since || null, 'waited'))));

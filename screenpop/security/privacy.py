@@ -32,7 +32,8 @@ PAN = re.compile(r"(?<![\d])\d(?:[ -]?\d){12,18}(?![\d])")
 # Keys whose string value is free text that may hold a card number.
 TEXT_KEYS = frozenset({"text", "notes"})
 # Keys whose string value is a caller's (or transfer target's) phone number.
-PHONE_KEYS = frozenset({"number", "caller_number", "caller_e164", "e164", "to_number"})
+PHONE_KEYS = frozenset({"number", "caller_number", "caller_e164", "e164", "to_number",
+                        "display", "caller_display"})  # the number as written for a reader (customer_lookup.display)
 # Keys whose string value is a caller ID name: masked as a phone when it is only a number.
 NAME_KEYS = frozenset({"caller_name"})
 # A record's keys only an admin sees (telephony.events.ADMIN_ONLY).

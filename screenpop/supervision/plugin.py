@@ -33,6 +33,7 @@ class Supervision:
         agents: AgentResolver | None = None,
         tick_seconds: float = 1.0,
         stats_min_interval: float = 2.0,
+        phone=None,
     ):
         """``stats_min_interval``: the day's figures are read at most this
         often (each read flushes the interaction writer and folds every call
@@ -41,7 +42,8 @@ class Supervision:
 
         ``delivery`` has ``send_to_supervisors`` (the hub); ``engine`` is the
         interaction log's (None: no day figures); ``writer`` is flushed before
-        each read so the call that just ended is counted."""
+        each read so the call that just ended is counted; ``phone(raw)``
+        writes a caller's number as the reader reads it (customer_lookup.display)."""
         self.settings = settings
         self.tick_seconds = tick_seconds
         self.stats_min_interval = stats_min_interval
@@ -52,7 +54,7 @@ class Supervision:
                                     before_read=writer.flush if writer is not None else None)
         self._stats_wanted = asyncio.Event()
         self.service = SupervisionService(settings, self.monitor, stats=self.stats, notify=self._mark,
-                                          want_stats=self._stats_wanted.set)
+                                          want_stats=self._stats_wanted.set, phone=phone)
         self.notifier = Notifier(delivery.send_to_supervisors, self.service.queue_message, self.service.agent_message,
                                  fingerprint=self.service.fingerprint,
                                  interval=settings.push_interval_seconds)

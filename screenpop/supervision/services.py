@@ -74,6 +74,7 @@ class SupervisionService:
         notify: Callable[[Changes], None] = lambda changes: None,
         want_stats: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
+        phone: Callable[[str | None], str | None] | None = None,
     ):
         self.settings = settings
         self.monitor = monitor
@@ -81,6 +82,7 @@ class SupervisionService:
         self.notify = notify
         self.want_stats = want_stats
         self.clock = clock
+        self.phone = phone or (lambda number: number)  # the number as a person reads it (national / international)
         self.link_up = False
         self._calls: dict[str, CallInfo] = {}
         self._recent: OrderedDict[str, CallInfo] = OrderedDict()
@@ -195,7 +197,8 @@ class SupervisionService:
         for position, caller in enumerate(view.waiting if view else [], 1):
             info = self._calls.get(caller.call_id) or CallInfo(caller.call_id)
             waiting.append({
-                "call_id": caller.call_id, "caller_number": caller.caller_number, "caller_name": caller.caller_name,
+                "call_id": caller.call_id, "caller_number": caller.caller_number,
+                "caller_display": self.phone(caller.caller_number), "caller_name": caller.caller_name,
                 "customer_name": info.customer_name, "vip": info.vip, "since": iso(caller.since), "position": position,
                 "wait_seconds": round(max(0.0, now - caller.since), 1),
             })
@@ -247,7 +250,7 @@ class SupervisionService:
         if view.call_id is not None:
             info = self._calls.get(view.call_id) or self._recent.get(view.call_id) or CallInfo(view.call_id)
             call = {"call_id": view.call_id, "queue": view.call_queue or info.queue, "caller_number": info.caller_number,
-                    "caller_name": info.caller_name, "customer_name": info.customer_name, "vip": info.vip, "card": info.card}
+                    "caller_display": self.phone(info.caller_number), "caller_name": info.caller_name, "customer_name": info.customer_name, "vip": info.vip, "card": info.card}
         return {
             "type": "agent", "agent_id": agent_id, "name": view.name, "state": view.state,
             "pause_reason": view.pause_reason, "since": iso(view.since), "queues": view.queues, "call": call,

@@ -108,3 +108,15 @@ def test_privacy_config_from_file_and_environment(tmp_path):
         load_settings(None, env={"SCREENPOP_PRIVACY__PHONE_VISIBLE_DIGITS": "20"})
     with pytest.raises(ConfigError, match="token_cache_seconds"):
         load_settings(None, env={"SCREENPOP_SECURITY__TOKEN_CACHE_SECONDS": "0"})
+
+
+def test_the_number_written_for_a_reader_is_masked_like_the_number():
+    """Pops and cards also carry the number as a person reads it (caller.display,
+    card.caller_display, a record's caller_display): masked the same way."""
+    rules = PrivacyRules(partial_phone_roles=frozenset({"agent"}), phone_visible_digits=3)
+    pop = {"type": "pop", "caller": {"number": "+34600111222", "display": "600 11 12 22", "e164": "+34600111222"},
+           "card": {"caller_display": "600 11 12 22", "e164": "+34600111222"}}
+    shown = rules.view(pop, "agent")
+    assert shown["caller"]["display"] == "*** ** *2 22" and shown["card"]["caller_display"] == "*** ** *2 22"
+    assert "600" not in repr(shown)
+    assert rules.view({"caller_number": "+34600111222", "caller_display": "600 11 12 22"}, "agent")["caller_display"] == "*** ** *2 22"

@@ -230,3 +230,15 @@ def test_a_caller_restricted_on_the_agent_legs_leaves_no_number_on_the_dashboard
     text = repr(service.queue_messages()) + repr([service.agent_message(a) for a in ("1001", "1002")])
     assert "+34912345678" not in text and "Ana Lopez" not in text
     assert service.agent_message("1001")["call"]["caller_number"] is None
+
+
+def test_callers_are_written_as_a_supervisor_reads_them():
+    from customer_lookup.display import CardDisplay
+
+    changes = Changes()
+    service = SupervisionService(SupervisionSettings(), QueueMonitor(), stats=Figures(), notify=changes.update,
+                                 phone=CardDisplay(region="ES").phone)
+    messages = capture_messages("billing_abandoned")  # "0034 91 234 56 79" waits in billing
+    feed(service, messages, until=lambda m: m.get("Event") == "AgentCalled")
+    (waiting,) = service.queue_message("billing")["waiting"]
+    assert (waiting["caller_number"], waiting["caller_display"]) == ("0034912345679", "912 34 56 79")
