@@ -35,6 +35,9 @@ class ConnectFailed(Exception):
     not its query."""
 
 
+PROGRESS_STEPS = 10_000  # SQLite VM instructions between two looks at "abandoned" (well under a millisecond)
+
+
 class _Read:
     """One read in progress: the connection running it, while it runs."""
 
@@ -107,6 +110,11 @@ class SqliteReader:
             read.conn = conn
             self._running.add(read)
         cursor = None
+        # interrupt() stops only a statement already running: one abandoned
+        # between the lines above and execute() would run to its end.  The
+        # progress handler sees the flag every few thousand VM steps and
+        # stops it then (sqlite3.OperationalError: interrupted).
+        conn.set_progress_handler(lambda: 1 if read.abandoned else 0, PROGRESS_STEPS)
         try:
             cursor = conn.execute(self.sql, params)
             row = cursor.fetchone()
@@ -114,6 +122,7 @@ class SqliteReader:
                 return None
             return dict(zip([d[0] for d in cursor.description], row))
         finally:
+            conn.set_progress_handler(None, 0)
             with self._lock:
                 read.conn = None
                 self._running.discard(read)
