@@ -97,3 +97,14 @@ def store(engine, clock):
         scrypt_n=FAST_N,
         clock=clock,
     )
+
+
+@pytest.fixture(autouse=True)
+def keep_root_logger():
+    """The CLI tests call main(), which installs its own log handler on the root logger; put things back."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:], root.level = handlers, level

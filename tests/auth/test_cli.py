@@ -63,17 +63,6 @@ async def test_add_list_disable_enable_passwd(dsn, tmp_path):
             assert secret not in result.stdout + result.stderr
 
 
-@pytest.fixture(autouse=True)
-def keep_root_logger():
-    """main() installs its own log handler on the root logger; put things back."""
-    import logging
-
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:], root.level = handlers, level
-
-
 def run_here(monkeypatch, capsys, dsn: str, *args: str, stdin: str = "") -> tuple[int, str, str]:
     """The same command in this process (faster), standard input from a string."""
     from screenpop.cli import main

@@ -64,17 +64,6 @@ async def test_the_demo_accounts_keep_their_demo_password(store):
     assert isinstance(await store.authenticate("supervisor", "demo"), User)
 
 
-@pytest.fixture(autouse=True)
-def keep_root_logger():
-    """main() installs its own log handler on the root logger; put things back."""
-    import logging
-
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:], root.level = handlers, level
-
-
 def users_cli(monkeypatch, capsys, dsn: str, *args: str, stdin: str) -> tuple[int, str]:
     from screenpop.cli import main
 
